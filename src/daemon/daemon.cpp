@@ -1,0 +1,195 @@
+// Start-up order (each step can fail with slirp4netns's messages and exit status 1):
+//   parse -> network config -> TAP via a namespace child (no thread exists yet) -> banner
+//   -> sandbox: join userns -> API socket bound -> sandbox: mount ns, pivot_root, caps
+//   -> signals blocked (every thread inherits the mask) -> slirp thread (slirp_new)
+//   -> TAP writer, TAP reader, control thread -> seccomp (TSYNC: all threads) -> ready-fd
+// then the main thread supervises: exit-fd, SIGTERM/SIGINT/SIGHUP, the target process exiting,
+// and the TAP going away all end the daemon with status 0 after an orderly stop.
+#include "daemon/daemon.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <memory>
+
+#include "common/unique_fd.hpp"
+#include "config/options.hpp"
+#include "ctl/api_server.hpp"
+#include "daemon/slirp_backend.hpp"
+#include "io/frame_channel.hpp"
+#include "io/stats.hpp"
+#include "io/tap_threads.hpp"
+#include "io/waker.hpp"
+#include "ns/sandbox.hpp"
+#include "ns/tap.hpp"
+#include "slirp/slirp_thread.hpp"
+
+namespace slirpnetd::daemon {
+
+namespace {
+
+void init_logging() {
+  auto logger = spdlog::stderr_logger_mt("slirpnetd");
+  logger->set_pattern("slirpnetd: %l: %v");
+  const char* level = std::getenv("SLIRPNETD_LOG");
+  logger->set_level(level ? spdlog::level::from_str(level) : spdlog::level::warn);
+  spdlog::set_default_logger(logger);
+}
+
+// slirp4netns's failure trail after the banner (spec §4 step 4).
+int do_slirp_failed() {
+  std::fprintf(stderr, "do_slirp is exiting\ndo_slirp failed\nparent failed\n");
+  return EXIT_FAILURE;
+}
+
+void write_ready(int fd) {
+  if (fd < 0) return;
+  ssize_t n;
+  do n = ::write(fd, "1", 1);
+  while (n < 0 && errno == EINTR);
+  ::close(fd);
+}
+
+// Set once from any pipeline thread that finds the TAP gone; the main thread polls the eventfd.
+class GoneSignal {
+ public:
+  GoneSignal() : efd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+  int fd() const { return efd_.get(); }
+  void raise(const std::string& reason) {
+    if (raised_.exchange(true)) return;
+    std::fprintf(stderr, "%s: exiting\n", reason.c_str());
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(efd_.get(), &one, sizeof one);
+  }
+
+ private:
+  UniqueFd efd_;
+  std::atomic<bool> raised_{false};
+};
+
+}  // namespace
+
+int run(int argc, char* argv[]) {
+  std::ios::sync_with_stdio(true);
+  auto parsed = config::parse_args(argc, argv, std::cout, std::cerr);
+  std::cout.flush();
+  if (parsed.exit_status) return *parsed.exit_status;
+  const config::Options& opts = parsed.options;
+  auto net = config::make_net_config(opts, std::cerr);
+  if (!net) return EXIT_FAILURE;
+
+  init_logging();
+  ::signal(SIGPIPE, SIG_IGN);
+
+  // Watch the target process in pid mode: when it exits, the container is gone.
+  UniqueFd target_pidfd;
+  if (opts.target_type == config::TargetType::Netns && opts.netns_type == config::NetnsType::Pid)
+    target_pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, opts.target_pid, 0)));
+
+  ns::TapResult tap = ns::open_tap(opts, *net);
+  if (!tap.fd) return tap.exit_status;
+  config::print_banner(std::cout, opts, *net);
+  std::cout.flush();
+
+  if (opts.enable_sandbox && !ns::enter_userns_for_sandbox(opts)) {
+    std::fprintf(stderr, "parent failed\n");
+    return EXIT_FAILURE;
+  }
+  std::unique_ptr<ctl::ApiServer> api;
+  if (!opts.api_socket.empty()) {
+    api = ctl::ApiServer::bind(opts.api_socket, *net);
+    if (!api) return do_slirp_failed();
+  }
+  if (opts.enable_sandbox && !ns::create_sandbox()) {
+    std::fprintf(stderr, "create_sandbox failed\n");
+    return do_slirp_failed();
+  }
+
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  UniqueFd sigfd(::signalfd(-1, &stop_signals, SFD_NONBLOCK | SFD_CLOEXEC));
+
+  // The pipeline. rx: TAP reader -> slirp thread; tx: slirp thread -> TAP writer.
+  const size_t slot_bytes = io::FrameChannel::slot_bytes_for_mtu(static_cast<size_t>(net->mtu));
+  const size_t slots = io::FrameChannel::slots_for(slot_bytes);
+  io::FrameChannel rx(slots, slot_bytes);
+  io::FrameChannel tx(slots, slot_bytes);
+  io::Waker slirp_waker;
+  io::PipelineStats stats;
+  GoneSignal gone;
+  auto on_gone = [&gone](const std::string& reason) { gone.raise(reason); };
+
+  slirp::install_glib_log_handler();
+  slirp::SlirpThread slirp(*net, rx, tx, slirp_waker, stats.slirp);
+  if (!slirp.start()) {
+    std::fprintf(stderr, "slirp_new failed\ncreate_slirp failed\n");
+    return do_slirp_failed();
+  }
+  io::TapWriter writer(tap.fd.get(), tx, stats.tx, on_gone);
+  writer.start();
+  io::TapReader reader(tap.fd.get(), rx, slirp_waker, stats.rx, on_gone);
+  reader.start();
+  SlirpBackend backend(slirp, stats, rx, tx);
+  if (api) api->start(backend);
+
+  if (opts.enable_seccomp && !ns::enable_seccomp()) {
+    std::fprintf(stderr, "enable_seccomp failed\n");
+    if (api) api->stop();  // the control thread uses `backend`, destroyed first on return
+    return do_slirp_failed();
+  }
+  write_ready(opts.ready_fd);
+
+  enum { kSignal, kGone, kTarget, kExitFd };
+  pollfd pfd[4] = {{sigfd.get(), POLLIN, 0}, {gone.fd(), POLLIN, 0}, {target_pidfd.get(), POLLIN, 0},
+                   {opts.exit_fd, POLLHUP, 0}};
+  for (bool done = false; !done;) {
+    if (::poll(pfd, 4, -1) < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("poll: {}", std::strerror(errno));
+      break;
+    }
+    if (pfd[kExitFd].revents) {
+      std::fprintf(stderr, "exitfd event\n");
+      done = true;
+    }
+    if (pfd[kSignal].revents) {
+      signalfd_siginfo si{};
+      if (::read(sigfd.get(), &si, sizeof si) == sizeof si)
+        std::fprintf(stderr, "received signal %s: exiting\n", strsignal(static_cast<int>(si.ssi_signo)));
+      done = true;
+    }
+    if (pfd[kTarget].revents) {
+      std::fprintf(stderr, "target process %d exited: exiting\n", static_cast<int>(opts.target_pid));
+      done = true;
+    }
+    if (pfd[kGone].revents) done = true;
+  }
+
+  // Orderly stop: no more commands, no more input, then libslirp, then the last frames out.
+  if (api) api->stop();
+  reader.stop();
+  slirp.stop();
+  writer.stop();
+  std::fprintf(stderr, "do_slirp is exiting\n");
+  if (opts.print_stats) std::fputs(io::stats_text(stats).c_str(), stderr);
+  api.reset();  // removes the socket file
+  return EXIT_SUCCESS;
+}
+
+}  // namespace slirpnetd::daemon

@@ -1,0 +1,74 @@
+#include "daemon/slirp_backend.hpp"
+
+#include <netinet/in.h>
+
+#include <cerrno>
+#include <future>
+#include <memory>
+
+namespace slirpnetd::daemon {
+
+namespace {
+
+bool valid_family(const sockaddr_storage& a, socklen_t len) {
+  // libslirp aborts (g_assert_not_reached) on any other family: never pass one through.
+  return (a.ss_family == AF_INET && len == sizeof(sockaddr_in)) ||
+         (a.ss_family == AF_INET6 && len == sizeof(sockaddr_in6));
+}
+
+int flags_for(const ctl::Hostfwd& fwd) {
+  int flags = fwd.udp ? SLIRP_HOSTFWD_UDP : 0;
+  // An IPv6 listener on a port that also has an IPv4 forward would fail with EADDRINUSE on a
+  // dual-stack bind: IPv6 forwards are IPv6-only, and IPv4 clients use the IPv4 forward.
+  if (fwd.host.ss_family == AF_INET6) flags |= SLIRP_HOSTFWD_V6ONLY;
+  return flags;
+}
+
+// Runs `op` on the slirp thread and waits for its result (0 or -errno).
+template <typename Op>
+int call(slirp::SlirpThread& thread, Op op) {
+  auto done = std::make_shared<std::promise<int>>();
+  auto result = done->get_future();
+  thread.post([done, op](Slirp* s) {
+    errno = 0;
+    const int rc = op(s);
+    done->set_value(rc == 0 ? 0 : -(errno ? errno : EIO));
+  });
+  if (result.wait_for(SlirpBackend::kTimeout) != std::future_status::ready) return -ETIMEDOUT;
+  try {
+    return result.get();
+  } catch (const std::future_error&) {  // the slirp thread stopped before running it
+    return -ECANCELED;
+  }
+}
+
+}  // namespace
+
+int SlirpBackend::add_hostfwd(const ctl::Hostfwd& fwd) {
+  if (!valid_family(fwd.host, fwd.host_len) || !valid_family(fwd.guest, fwd.guest_len)) return -EAFNOSUPPORT;
+  return call(slirp_, [fwd](Slirp* s) {
+    if (fwd.host.ss_family == AF_INET && fwd.guest.ss_family == AF_INET) {
+      // The IPv4-only entry point, exactly as slirp4netns calls it.
+      const auto& h = reinterpret_cast<const sockaddr_in&>(fwd.host);
+      const auto& g = reinterpret_cast<const sockaddr_in&>(fwd.guest);
+      return slirp_add_hostfwd(s, fwd.udp, h.sin_addr, ntohs(h.sin_port), g.sin_addr, ntohs(g.sin_port));
+    }
+    return slirp_add_hostxfwd(s, reinterpret_cast<const sockaddr*>(&fwd.host), fwd.host_len,
+                              reinterpret_cast<const sockaddr*>(&fwd.guest), fwd.guest_len, flags_for(fwd));
+  });
+}
+
+int SlirpBackend::remove_hostfwd(const ctl::Hostfwd& fwd) {
+  if (!valid_family(fwd.host, fwd.host_len)) return -EAFNOSUPPORT;
+  return call(slirp_, [fwd](Slirp* s) {
+    if (fwd.host.ss_family == AF_INET) {
+      const auto& h = reinterpret_cast<const sockaddr_in&>(fwd.host);
+      return slirp_remove_hostfwd(s, fwd.udp, h.sin_addr, ntohs(h.sin_port));
+    }
+    return slirp_remove_hostxfwd(s, reinterpret_cast<const sockaddr*>(&fwd.host), fwd.host_len, flags_for(fwd));
+  });
+}
+
+std::string SlirpBackend::stats_json() { return io::stats_json(stats_, rx_.depth(), tx_.depth()); }
+
+}  // namespace slirpnetd::daemon

@@ -1,0 +1,63 @@
+#pragma once
+// Pipeline counters, cheap enough to stay on. Every counter has exactly one writing thread (named
+// in the struct that holds it), which updates it with a relaxed load+store (no locked RMW on the hot
+// path); any thread may read it (relaxed), e.g. the control thread serving get_stats.
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace slirpnetd::io {
+
+class Counter {
+ public:
+  void add(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  uint64_t get() const { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> v_{0};
+};
+
+// Log2 histogram of nanoseconds: bucket i counts values in [2^(i-1), 2^i).
+class LatencyHistogram {
+ public:
+  static constexpr int kBuckets = 40;
+  void record(uint64_t ns);
+  uint64_t count() const;
+  // Upper bound (ns) of the bucket holding the p-th percentile (0 < p <= 100); 0 if empty.
+  uint64_t percentile_upper_ns(double p) const;
+  uint64_t bucket(int i) const { return b_[static_cast<size_t>(i)].get(); }
+
+ private:
+  std::array<Counter, kBuckets> b_{};
+};
+
+struct TapReaderStats {  // writer: TAP reader thread
+  Counter reads, frames, bytes, errors, eagain, backpressure_waits;
+};
+
+struct TapWriterStats {  // writer: TAP writer thread
+  Counter writes, frames, bytes, errors, eagain;
+  LatencyHistogram latency;  // send_packet -> TAP write done
+};
+
+struct SlirpStats {  // writer: slirp thread
+  Counter loops, polls, wakeups, input_frames, input_bytes, output_frames, output_bytes, tx_waits,
+      output_drops, commands;
+  LatencyHistogram latency;  // TAP read -> slirp_input done
+};
+
+struct PipelineStats {
+  TapReaderStats rx;
+  SlirpStats slirp;
+  TapWriterStats tx;
+};
+
+uint64_t now_ns();
+
+// The stats as one compact JSON object (the "return" of the API's get_stats).
+std::string stats_json(const PipelineStats& s, size_t rx_depth, size_t tx_depth);
+// A human-readable table, printed at exit with --stats.
+std::string stats_text(const PipelineStats& s);
+
+}  // namespace slirpnetd::io

@@ -1,0 +1,174 @@
+#include "io/tap_threads.hpp"
+
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace slirpnetd::io {
+
+namespace {
+constexpr auto kStopCheck = std::chrono::milliseconds(100);
+
+bool tap_gone_errno(int err) {
+  // EBADFD: the tun device was unregistered (netns destroyed, `ip link del`). EIO from read is
+  // not used by tun; ECONNRESET/ENOTCONN/EPIPE: a BESS peer went away.
+  return err == EBADFD || err == EBADF || err == ECONNRESET || err == ENOTCONN || err == EPIPE ||
+         err == ENXIO || err == ENODEV;
+}
+}  // namespace
+
+void name_and_place(std::thread& t, const char* name, int cpu) {
+  pthread_setname_np(t.native_handle(), name);
+  if (cpu >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(t.native_handle(), sizeof set, &set);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+TapReader::TapReader(int tap_fd, FrameChannel& rx, Waker& consumer, TapReaderStats& stats, GoneCallback on_gone)
+    : fd_(tap_fd),
+      rx_(rx),
+      consumer_(consumer),
+      stats_(stats),
+      on_gone_(std::move(on_gone)),
+      stop_efd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+
+void TapReader::start(int cpu) {
+  thread_ = std::thread([this] { run(); });
+  name_and_place(thread_, "slirpnetd-rx", cpu);
+}
+
+void TapReader::stop() {
+  if (!thread_.joinable()) return;
+  stopping_.store(true, std::memory_order_release);
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(stop_efd_.get(), &one, sizeof one);
+  thread_.join();
+}
+
+// Takes a free slot; when none is free (the slirp thread is behind) makes sure the consumer is
+// awake and waits: the TAP's own queue absorbs the burst meanwhile.
+bool TapReader::acquire(Frame*& f) {
+  if (f) return true;
+  if ((f = rx_.try_acquire())) return true;
+  stats_.backpressure_waits.add();
+  consumer_.notify();
+  while (!(f = rx_.acquire_for(kStopCheck))) {
+    if (stopping_.load(std::memory_order_acquire)) return false;
+  }
+  return true;
+}
+
+void TapReader::run() {
+  pollfd pfd[2] = {{fd_, POLLIN, 0}, {stop_efd_.get(), POLLIN, 0}};
+  Frame* spare = nullptr;  // a slot taken from the free ring and not yet filled
+  while (!stopping_.load(std::memory_order_acquire)) {
+    if (::poll(pfd, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      on_gone_(std::string("poll: ") + std::strerror(errno));
+      break;
+    }
+    if (pfd[1].revents) break;
+    int pushed = 0;
+    for (; pushed < kBatch; ++pushed) {
+      if (!acquire(spare)) break;
+      ssize_t n = ::read(fd_, spare->data, spare->capacity);
+      stats_.reads.add();
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) {
+          stats_.eagain.add();
+          break;
+        }
+        stats_.errors.add();
+        if (tap_gone_errno(errno)) {
+          if (pushed) consumer_.notify();
+          on_gone_(std::string("TAP read: ") + std::strerror(errno));
+          return;
+        }
+        break;
+      }
+      if (n == 0) {  // only a BESS socket reads 0: the peer hung up
+        if (pushed) consumer_.notify();
+        on_gone_("TAP read: end of file");
+        return;
+      }
+      spare->len = static_cast<uint32_t>(n);
+      spare->stamp_ns = now_ns();
+      stats_.frames.add();
+      stats_.bytes.add(static_cast<uint64_t>(n));
+      rx_.push(spare);
+      spare = nullptr;
+    }
+    if (pushed) consumer_.notify();
+    if ((pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL)) && !(pfd[0].revents & POLLIN)) {
+      on_gone_("TAP poll: device gone");
+      return;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+TapWriter::TapWriter(int tap_fd, FrameChannel& tx, TapWriterStats& stats, GoneCallback on_gone)
+    : fd_(tap_fd), tx_(tx), stats_(stats), on_gone_(std::move(on_gone)) {}
+
+void TapWriter::start(int cpu) {
+  thread_ = std::thread([this] { run(); });
+  name_and_place(thread_, "slirpnetd-tx", cpu);
+}
+
+void TapWriter::stop() {
+  if (!thread_.joinable()) return;
+  stopping_.store(true, std::memory_order_release);
+  thread_.join();
+}
+
+void TapWriter::run() {
+  while (!stopping_.load(std::memory_order_acquire)) {
+    Frame* f = tx_.pop_for(kStopCheck);
+    if (!f) continue;
+    const bool alive = write_frame(*f);
+    stats_.latency.record(now_ns() - f->stamp_ns);
+    tx_.release(f);
+    if (!alive) return;
+  }
+}
+
+// Returns false when the TAP is gone. Other errors (EIO while the link is down, EINVAL for a
+// malformed frame) drop the frame and are counted.
+bool TapWriter::write_frame(const Frame& f) {
+  for (;;) {
+    ssize_t n = ::write(fd_, f.data, f.len);
+    stats_.writes.add();
+    if (n >= 0) {
+      stats_.frames.add();
+      stats_.bytes.add(f.len);
+      return true;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) {  // a BESS socket can be full; a TAP write never blocks
+      stats_.eagain.add();
+      pollfd p{fd_, POLLOUT, 0};
+      ::poll(&p, 1, 100);
+      if (stopping_.load(std::memory_order_acquire)) return true;
+      continue;
+    }
+    stats_.errors.add();
+    if (tap_gone_errno(errno)) {
+      on_gone_(std::string("TAP write: ") + std::strerror(errno));
+      return false;
+    }
+    return true;
+  }
+}
+
+}  // namespace slirpnetd::io

@@ -1,0 +1,76 @@
+#pragma once
+// The two threads that own the TAP fd's I/O. The fd itself is owned by the daemon and outlives
+// both threads; it is non-blocking.
+//
+//   TapReader: read(tap) -> rx channel (producer) -> Waker::notify() once per batch
+//   TapWriter: tx channel (consumer) -> write(tap) -> slot back to the slirp thread
+//
+// When the TAP goes away (its namespace was destroyed, the device deleted, or a BESS peer hung
+// up) the thread calls on_gone(reason) once and ends; the daemon then shuts down.
+#include <atomic>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "common/unique_fd.hpp"
+#include "io/frame_channel.hpp"
+#include "io/stats.hpp"
+#include "io/waker.hpp"
+
+namespace slirpnetd::io {
+
+using GoneCallback = std::function<void(const std::string& reason)>;
+
+class TapReader {
+ public:
+  static constexpr int kBatch = 64;  // frames read per wakeup before notifying the consumer
+  TapReader(int tap_fd, FrameChannel& rx, Waker& consumer, TapReaderStats& stats, GoneCallback on_gone);
+  ~TapReader() { stop(); }
+  TapReader(const TapReader&) = delete;
+  TapReader& operator=(const TapReader&) = delete;
+
+  void start(int cpu = -1);
+  void stop();
+  std::thread::native_handle_type native_handle() { return thread_.native_handle(); }
+
+ private:
+  void run();
+  bool acquire(Frame*& f);
+
+  int fd_;
+  FrameChannel& rx_;
+  Waker& consumer_;
+  TapReaderStats& stats_;
+  GoneCallback on_gone_;
+  UniqueFd stop_efd_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+class TapWriter {
+ public:
+  TapWriter(int tap_fd, FrameChannel& tx, TapWriterStats& stats, GoneCallback on_gone);
+  ~TapWriter() { stop(); }
+  TapWriter(const TapWriter&) = delete;
+  TapWriter& operator=(const TapWriter&) = delete;
+
+  void start(int cpu = -1);
+  void stop();
+
+ private:
+  void run();
+  bool write_frame(const Frame& f);
+
+  int fd_;
+  FrameChannel& tx_;
+  TapWriterStats& stats_;
+  GoneCallback on_gone_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+// Names a thread from its creator (pthread_setname_np on another thread writes /proc/.../comm and
+// so needs no prctl: it stays allowed under seccomp) and optionally pins it to one CPU.
+void name_and_place(std::thread& t, const char* name, int cpu);
+
+}  // namespace slirpnetd::io

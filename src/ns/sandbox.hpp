@@ -1,0 +1,21 @@
+#pragma once
+// --enable-sandbox and --enable-seccomp (spec §5). Call order in the daemon:
+//   enter_userns_for_sandbox()  before any thread (setns(CLONE_NEWUSER) needs a single thread)
+//   create_sandbox()            before any thread, so every thread inherits mount ns + caps
+//   enable_seccomp()            after threads are started and named, with TSYNC
+#include "config/options.hpp"
+
+namespace slirpnetd::ns {
+
+// With --enable-sandbox and not euid 0: join the target's user namespace (--userns-path if given,
+// which fixes slirp4netns issue #317; else /proc/PID/ns/user in pid mode) and setegid(0)/seteuid(0)
+// there. A no-op without --enable-sandbox or as root. Returns false after printing the error.
+bool enter_userns_for_sandbox(const config::Options& opts);
+// New mount namespace with only /etc and /run from the host, pivot_root, caps dropped except
+// CAP_NET_BIND_SERVICE, no_new_privs. Returns false after printing the error.
+bool create_sandbox();
+// Loads the seccomp filter on every thread of the process (SCMP_FLTATR_CTL_TSYNC).
+// Returns false after printing the error.
+bool enable_seccomp();
+
+}  // namespace slirpnetd::ns

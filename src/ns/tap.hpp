@@ -1,0 +1,27 @@
+#pragma once
+// Namespace work: everything here runs on the main thread before any other thread exists
+// (setns(CLONE_NEWUSER) refuses multithreaded callers; unshare/pivot_root/capset are per thread).
+//
+// open_tap() does what slirp4netns's child() does (spec §2.3): fork a short-lived child that joins
+// the target user and network namespaces, opens /dev/net/tun, attaches or creates TAPNAME
+// (IFF_TAP|IFF_NO_PI), optionally configures it (-c, spec §2.2) and sends the fd back over a
+// socketpair with SCM_RIGHTS. The parent stays in its own namespaces.
+#include <optional>
+#include <string>
+
+#include "common/unique_fd.hpp"
+#include "config/options.hpp"
+
+namespace slirpnetd::ns {
+
+struct TapResult {
+  UniqueFd fd;          // valid on success: the TAP (or BESS SEQPACKET) fd, O_NONBLOCK, CLOEXEC
+  int exit_status = 0;  // on failure: the status to exit with (messages already on stderr)
+};
+
+// Handles every mode: --netns-type=pid|path (child + setns), tapfd (the inherited fd, no child),
+// --target-type=bess (child accepts one SEQPACKET connection). Prints slirp4netns's
+// "sent tapfd=%d for %s" (child) and "received tapfd=%d" (parent) lines on stderr.
+TapResult open_tap(const config::Options& opts, const config::NetConfig& net);
+
+}  // namespace slirpnetd::ns

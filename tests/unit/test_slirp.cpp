@@ -1,0 +1,150 @@
+// src/slirp: the slirp thread with a real libslirp instance. Only frames libslirp answers itself
+// (ARP, DHCP) are used, so no host socket is opened and nothing leaves the process.
+#include <arpa/inet.h>
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <future>
+#include <vector>
+
+#include "slirp/slirp_thread.hpp"
+
+using namespace slirpnetd;
+using namespace std::chrono_literals;
+
+namespace {
+
+config::NetConfig default_net() {
+  config::NetConfig n;
+  inet_pton(AF_INET, "10.0.2.0", &n.network);
+  inet_pton(AF_INET, "255.255.255.0", &n.netmask);
+  inet_pton(AF_INET, "10.0.2.2", &n.gateway);
+  inet_pton(AF_INET, "10.0.2.3", &n.dns);
+  inet_pton(AF_INET, "10.0.2.15", &n.dhcp_start);
+  inet_pton(AF_INET, "10.0.2.30", &n.dhcp_end);
+  inet_pton(AF_INET, "10.0.2.100", &n.guest);
+  inet_pton(AF_INET6, "fd00::", &n.prefix6);
+  inet_pton(AF_INET6, "fd00::2", &n.gateway6);
+  inet_pton(AF_INET6, "fd00::3", &n.dns6);
+  return n;
+}
+
+const uint8_t kGuestMac[6] = {0x02, 0x11, 0x22, 0x33, 0x44, 0x55};
+
+std::vector<uint8_t> arp_request(const char* sender_ip, const char* target_ip) {
+  std::vector<uint8_t> f(42, 0);
+  std::memset(f.data(), 0xff, 6);                 // broadcast
+  std::memcpy(f.data() + 6, kGuestMac, 6);
+  f[12] = 0x08, f[13] = 0x06;                     // ARP
+  f[14] = 0, f[15] = 1, f[16] = 0x08, f[17] = 0;  // Ethernet, IPv4
+  f[18] = 6, f[19] = 4, f[20] = 0, f[21] = 1;     // request
+  std::memcpy(f.data() + 22, kGuestMac, 6);
+  inet_pton(AF_INET, sender_ip, f.data() + 28);
+  inet_pton(AF_INET, target_ip, f.data() + 38);
+  return f;
+}
+
+struct Harness {
+  io::FrameChannel rx{64, io::FrameChannel::slot_bytes_for_mtu(1500)};
+  io::FrameChannel tx{64, io::FrameChannel::slot_bytes_for_mtu(1500)};
+  io::Waker waker;
+  io::SlirpStats stats;
+  slirp::SlirpThread thread;
+  explicit Harness(config::NetConfig net = default_net()) : thread(net, rx, tx, waker, stats) {}
+
+  void send(const std::vector<uint8_t>& frame) {  // plays the TAP reader
+    io::Frame* f = rx.acquire_for(1s);
+    REQUIRE(f);
+    std::memcpy(f->data, frame.data(), frame.size());
+    f->len = static_cast<uint32_t>(frame.size());
+    rx.push(f);
+    waker.notify();
+  }
+  std::vector<uint8_t> receive() {  // plays the TAP writer
+    io::Frame* f = tx.pop_for(2s);
+    if (!f) return {};
+    std::vector<uint8_t> out(f->data, f->data + f->len);
+    tx.release(f);
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the slirp thread answers ARP for the gateway and the DNS address", "[slirp]") {
+  Harness h;
+  REQUIRE(h.thread.start());
+  for (const char* target : {"10.0.2.2", "10.0.2.3"}) {
+    h.send(arp_request("10.0.2.100", target));
+    auto reply = h.receive();
+    REQUIRE(reply.size() >= 42);
+    CHECK(std::memcmp(reply.data(), kGuestMac, 6) == 0);  // to us
+    CHECK(reply[20] == 0);
+    CHECK(reply[21] == 2);  // ARP reply
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, reply.data() + 28, ip, sizeof ip);
+    CHECK(std::string(ip) == target);
+    // libslirp's special MAC 52:55 + the IPv4 address
+    const uint8_t last = std::string(target) == "10.0.2.2" ? 2 : 3;
+    const uint8_t mac[6] = {0x52, 0x55, 10, 0, 2, last};
+    CHECK(std::memcmp(reply.data() + 22, mac, 6) == 0);
+  }
+  h.thread.stop();
+  CHECK(h.stats.input_frames.get() == 2);
+  CHECK(h.stats.output_frames.get() >= 2);
+}
+
+TEST_CASE("a different --cidr moves the gateway", "[slirp]") {
+  config::NetConfig n = default_net();
+  inet_pton(AF_INET, "10.0.135.128", &n.network);
+  inet_pton(AF_INET, "255.255.255.128", &n.netmask);
+  inet_pton(AF_INET, "10.0.135.130", &n.gateway);
+  inet_pton(AF_INET, "10.0.135.131", &n.dns);
+  inet_pton(AF_INET, "10.0.135.143", &n.dhcp_start);
+  Harness h(n);
+  REQUIRE(h.thread.start());
+  h.send(arp_request("10.0.135.228", "10.0.2.2"));
+  h.send(arp_request("10.0.135.228", "10.0.135.130"));
+  auto reply = h.receive();
+  REQUIRE(reply.size() >= 42);
+  char ip[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, reply.data() + 28, ip, sizeof ip);
+  CHECK(std::string(ip) == "10.0.135.130");  // the 10.0.2.2 request got no answer
+}
+
+TEST_CASE("commands run on the slirp thread with the live instance", "[slirp]") {
+  Harness h;
+  REQUIRE(h.thread.start());
+  std::promise<std::thread::id> ran;
+  auto fut = ran.get_future();
+  h.thread.post([&ran](Slirp* s) {
+    CHECK(s != nullptr);
+    ran.set_value(std::this_thread::get_id());
+  });
+  REQUIRE(fut.wait_for(2s) == std::future_status::ready);
+  CHECK(fut.get() != std::this_thread::get_id());
+  h.thread.stop();
+  CHECK(h.stats.commands.get() == 1);
+}
+
+TEST_CASE("slirp_new failure is reported by start()", "[slirp]") {
+  config::NetConfig n = default_net();
+  n.mtu = 40;  // below libslirp's IF_MTU_MIN (68)
+  Harness h(n);
+  CHECK_FALSE(h.thread.start());
+}
+
+TEST_CASE("frames too short or garbage do not upset the thread", "[slirp]") {
+  Harness h;
+  REQUIRE(h.thread.start());
+  h.send(std::vector<uint8_t>(1, 0));
+  h.send(std::vector<uint8_t>(13, 0xff));
+  std::vector<uint8_t> junk(600);
+  for (size_t i = 0; i < junk.size(); ++i) junk[i] = static_cast<uint8_t>(i * 7);
+  junk[12] = 0x08, junk[13] = 0x00;  // claims IPv4
+  h.send(junk);
+  h.send(arp_request("10.0.2.100", "10.0.2.2"));
+  auto reply = h.receive();
+  REQUIRE(reply.size() >= 42);
+  CHECK(reply[21] == 2);
+}
