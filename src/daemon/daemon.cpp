@@ -41,7 +41,7 @@ namespace slirpnetd::daemon {
 namespace {
 
 void init_logging() {
-  auto logger = spdlog::stderr_logger_mt("slirpnetd");
+  auto logger = spdlog::stderr_color_mt("slirpnetd");
   logger->set_pattern("slirpnetd: %l: %v");
   const char* level = std::getenv("SLIRPNETD_LOG");
   logger->set_level(level ? spdlog::level::from_str(level) : spdlog::level::warn);

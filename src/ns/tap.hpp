@@ -14,6 +14,12 @@
 
 namespace slirpnetd::ns {
 
+// With -c the tap's txqueuelen is raised to this (slirpnetd addition, SIOCSIFTXQLEN). For a tap the
+// txqueuelen also sizes the tun driver's ring of frames waiting for read(); when it is full the
+// kernel drops the guest's frame (tx_dropped). The kernel default for a tap is 1000 (500 for tun):
+// raising it absorbs bursts while our tap-rx thread is busy. Bound: kTapTxQueueLen x MTU bytes.
+inline constexpr int kTapTxQueueLen = 2048;
+
 struct TapResult {
   UniqueFd fd;          // valid on success: the TAP (or BESS SEQPACKET) fd, O_NONBLOCK, CLOEXEC
   int exit_status = 0;  // on failure: the status to exit with (messages already on stderr)

@@ -1,0 +1,622 @@
+// config/options.cpp: slirp4netns 1.3-compatible command line, network config and banner.
+//
+// How parsing works. CLI11 holds the option table and dispatches every occurrence, in argv order,
+// to a callback (trigger_on_parse) that does what slirp4netns's getopt switch does: per-option
+// checks, WARNING lines, -h/-v. CLI11 2.1 has no getopt_long conventions of its own (no unique-prefix
+// long options, getopt's messages), so scan_getopt() first walks argv like glibc getopt_long with
+// permutation, using CLI11's own table for names and arities, and hands CLI11 a canonical argv
+// (`--long-name VALUE ... -- POSITIONAL...`) that it cannot misread. An option error stops the scan
+// where getopt would stop; what came before it still runs first (`-h --bogus` prints help).
+#include "config/options.hpp"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <regex.h>
+#include <seccomp.h>
+#include <slirp/libslirp.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cctype>
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#ifndef SLIRPNETD_VERSION
+#error "SLIRPNETD_VERSION must be defined by src/config/CMakeLists.txt"
+#endif
+
+// --outbound-addr needs config version 2, --disable-dns version 3; we print and accept both
+// unconditionally, so refuse to build against anything older.
+static_assert(SLIRP_CONFIG_VERSION_MAX >= 3, "slirpnetd needs libslirp >= 4.3");
+
+namespace slirpnetd::config {
+namespace {
+
+constexpr const char* kDefaultProg = "slirpnetd";
+constexpr size_t kMaxTapNameLen = IFNAMSIZ - 1;  // slirp4netns: strncpy(ifr_name, name, IFNAMSIZ - 1)
+
+// Thrown by an option callback to end parsing now; whatever had to be printed has been.
+class StopParsing final : public std::exception {
+ public:
+  explicit StopParsing(int status) : status_(status) {}
+  int status() const noexcept { return status_; }
+  const char* what() const noexcept override { return "stop parsing"; }
+
+ private:
+  int status_;
+};
+
+// Values slirp4netns keeps as "optarg_*" during the getopt loop and checks after it.
+struct ParseState {
+  Options opts;
+  std::optional<std::string> netns_type;
+  std::optional<std::string> userns_path;
+  std::optional<std::string> macaddress;
+  std::optional<std::string> target_type;
+  std::vector<std::string> positionals;
+};
+
+// strtol(s, &end, 10) with slirp4netns's acceptance rule: errno == 0 and *end == '\0'. Like strtol,
+// this accepts leading blanks and a sign, and "" parses as 0. Values outside int are rejected
+// (slirp4netns silently truncates them into an int).
+std::optional<int> parse_int(const std::string& s) {
+  errno = 0;
+  char* end = nullptr;
+  const long v = std::strtol(s.c_str(), &end, 10);
+  if (errno != 0 || *end != '\0' || v < INT_MIN || v > INT_MAX) return std::nullopt;
+  return static_cast<int>(v);
+}
+
+std::optional<int> parse_non_negative(const std::string& s) {
+  auto v = parse_int(s);
+  if (v && *v < 0) return std::nullopt;
+  return v;
+}
+
+// The option table, in slirp4netns's longopts order (getopt lists ambiguous candidates in it).
+// Every callback is run by CLI11 once per occurrence, in command-line order.
+void build_option_table(CLI::App& app, ParseState& st, std::ostream& out, std::ostream& err) {
+  auto fail = [&out, &err](const std::string& message) {
+    err << message << '\n';
+    print_usage(out);
+    throw StopParsing(1);
+  };
+  auto flag = [&app](const char* names, std::function<void()> fn) {
+    app.add_flag_callback(names, std::move(fn))->trigger_on_parse();
+  };
+  auto value = [&app](const char* names, std::function<void(const std::string&)> fn) {
+    app.add_option(names,
+                   [fn = std::move(fn)](const CLI::results_t& r) {
+                     fn(r.empty() ? std::string() : r.back());
+                     return true;
+                   })
+        ->trigger_on_parse()
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  };
+  Options& o = st.opts;
+
+  flag("-c,--configure", [&o] { o.configure = true; });
+  value("-e,--exit-fd", [&o, fail](const std::string& v) {
+    auto fd = parse_non_negative(v);
+    if (!fd) fail("exit-fd must be a non-negative integer");
+    o.exit_fd = *fd;
+  });
+  value("-r,--ready-fd", [&o, fail](const std::string& v) {
+    auto fd = parse_non_negative(v);
+    if (!fd) fail("ready-fd must be a non-negative integer");
+    o.ready_fd = *fd;
+  });
+  value("-m,--mtu", [&o, fail](const std::string& v) {
+    auto mtu = parse_int(v);
+    if (!mtu || *mtu <= 0 || *mtu > 65521) fail("MTU must be a positive integer (< 65522)");
+    o.mtu = *mtu;
+  });
+  value("--cidr", [&o](const std::string& v) { o.cidr = v; });
+  flag("--disable-host-loopback", [&o] { o.disable_host_loopback = true; });
+  flag("--no-host-loopback", [&o, &out] {
+    out << "WARNING: --no-host-loopback is deprecated and will be removed in future releases, please "
+           "use --disable-host-loopback instead.\n";
+    o.disable_host_loopback = true;
+  });
+  value("--netns-type", [&st](const std::string& v) { st.netns_type = v; });
+  value("--userns-path", [&st, fail](const std::string& v) {
+    // slirp4netns checks this inside the getopt loop, so it can come before later errors.
+    if (access(v.c_str(), F_OK) == -1) fail("userns path doesn't exist: " + v);
+    st.userns_path = v;
+  });
+  value("-a,--api-socket", [&o](const std::string& v) { o.api_socket = v; });
+  flag("-6,--enable-ipv6", [&o, &out] {
+    o.enable_ipv6 = true;
+    out << "WARNING: Support for IPv6 is experimental\n";
+  });
+  flag("--enable-sandbox", [&o] { o.enable_sandbox = true; });
+  flag("--create-sandbox", [&o, &out] {
+    out << "WARNING: --create-sandbox is deprecated and will be removed in future releases, please "
+           "use --enable-sandbox instead.\n";
+    o.enable_sandbox = true;
+  });
+  flag("--enable-seccomp", [&o, &out] {
+    out << "WARNING: Support for seccomp is experimental\n";
+    o.enable_seccomp = true;
+  });
+  value("--outbound-addr", [&o, &out](const std::string& v) {
+    out << "WARNING: Support for --outbound-addr is experimental\n";
+    o.outbound_addr = v;
+  });
+  value("--outbound-addr6", [&o, &out](const std::string& v) {
+    out << "WARNING: Support for --outbound-addr6 is experimental\n";
+    o.outbound_addr6 = v;
+  });
+  flag("--disable-dns", [&o] { o.disable_dns = true; });
+  value("--macaddress", [&st](const std::string& v) { st.macaddress = v; });
+  value("--target-type", [&st](const std::string& v) { st.target_type = v; });
+  flag("-h,--help", [&out] {
+    print_usage(out);
+    throw StopParsing(0);
+  });
+  flag("-v,--version", [&out] {
+    print_version(out);
+    throw StopParsing(0);
+  });
+  flag("--stats", [&o] { o.print_stats = true; });
+
+  app.add_option("ARGS", st.positionals);
+}
+
+struct OptSpec {
+  std::string long_name;
+  std::string short_names;
+  bool takes_arg;
+};
+
+std::vector<OptSpec> spec_of(const CLI::App& app) {
+  std::vector<OptSpec> specs;
+  for (const CLI::Option* opt : app.get_options()) {
+    if (opt->get_lnames().empty()) continue;  // the positional ARGS
+    OptSpec s{opt->get_lnames().front(), {}, opt->get_items_expected_max() > 0};
+    for (const auto& sn : opt->get_snames()) s.short_names += sn;
+    specs.push_back(std::move(s));
+  }
+  return specs;
+}
+
+struct Scan {
+  std::vector<std::string> canonical;  // "--name" [VALUE] per option occurrence, in order
+  std::vector<std::string> positionals;
+  std::optional<std::string> error;  // getopt's message; `canonical` ends where getopt stopped
+};
+
+// glibc getopt_long(argc, argv, "ce:r:m:a:6hv", longopts) with GNU permutation (POSIXLY_CORRECT is
+// not honoured), including its error messages, which name the program as argv[0].
+Scan scan_getopt(const std::vector<OptSpec>& specs, const std::string& prog, int argc,
+                 const char* const argv[]) {
+  Scan scan;
+  auto emit = [&scan](const OptSpec& s, const char* arg) {
+    scan.canonical.push_back("--" + s.long_name);
+    if (s.takes_arg) scan.canonical.emplace_back(arg);
+  };
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--") {
+      for (++i; i < argc; ++i) scan.positionals.emplace_back(argv[i]);
+      break;
+    }
+    if (a.size() < 2 || a[0] != '-') {
+      scan.positionals.push_back(a);
+      continue;
+    }
+    if (a[1] == '-') {
+      const size_t eq = a.find('=');
+      const std::string name = a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+      const OptSpec* found = nullptr;
+      std::vector<const OptSpec*> candidates;
+      for (const auto& s : specs) {
+        if (s.long_name == name) {
+          found = &s;
+          break;
+        }
+        if (s.long_name.compare(0, name.size(), name) == 0) candidates.push_back(&s);
+      }
+      if (!found && candidates.size() == 1) found = candidates.front();
+      if (!found) {
+        if (candidates.empty()) {
+          scan.error = prog + ": unrecognized option '" + a + "'";
+        } else {
+          std::string msg = prog + ": option '" + a + "' is ambiguous; possibilities:";
+          for (const OptSpec* c : candidates) msg += " '--" + c->long_name + "'";
+          scan.error = msg;
+        }
+        return scan;
+      }
+      if (eq != std::string::npos) {
+        if (!found->takes_arg) {
+          scan.error = prog + ": option '--" + found->long_name + "' doesn't allow an argument";
+          return scan;
+        }
+        emit(*found, argv[i] + eq + 1);
+      } else if (!found->takes_arg) {
+        emit(*found, nullptr);
+      } else if (i + 1 < argc) {
+        emit(*found, argv[++i]);
+      } else {
+        scan.error = prog + ": option '--" + found->long_name + "' requires an argument";
+        return scan;
+      }
+      continue;
+    }
+    // A cluster of short options: -c6, -m1500, -cm 1500.
+    for (size_t j = 1; j < a.size(); ++j) {
+      const char c = a[j];
+      const OptSpec* found = nullptr;
+      for (const auto& s : specs) {
+        if (s.short_names.find(c) != std::string::npos) found = &s;
+      }
+      if (!found) {
+        scan.error = prog + ": invalid option -- '" + std::string(1, c) + "'";
+        return scan;
+      }
+      if (!found->takes_arg) {
+        emit(*found, nullptr);
+        continue;
+      }
+      if (j + 1 < a.size()) {
+        emit(*found, argv[i] + j + 1);
+      } else if (i + 1 < argc) {
+        emit(*found, argv[++i]);
+      } else {
+        scan.error = prog + ": option requires an argument -- '" + std::string(1, c) + "'";
+        return scan;
+      }
+      break;
+    }
+  }
+  return scan;
+}
+
+// slirp4netns's checks after the getopt loop (spec §1.6), in its order. Returns the exit status
+// if parsing must stop.
+std::optional<int> check_positionals(ParseState& st, std::ostream& out, std::ostream& err) {
+  auto fail = [&out, &err](const std::string& message) {
+    if (!message.empty()) err << message << '\n';
+    print_usage(out);
+    return 1;
+  };
+  Options& o = st.opts;
+  const auto& pos = st.positionals;
+
+  if (st.macaddress) {
+    if (!o.configure) return fail("--macaddr cannot be specified when --configure or -c is not specified");
+    if (st.macaddress->empty()) {
+      // Options::macaddress uses "" for "not given", so refuse an empty value here, with the
+      // message make_net_config would give.
+      err << "\"\" is an invalid MAC address.\n"
+             "macaddress has to be a valid MAC address (hex string, 6 bytes, each byte separated by a "
+             "':').\n";
+      return 1;
+    }
+    o.macaddress = *st.macaddress;
+  }
+
+  if (st.target_type == "bess") {
+    o.target_type = TargetType::Bess;
+    if (pos.empty()) return fail("");
+    if (pos.size() > 1) return fail("too many arguments");
+    if (o.configure) return fail("--configure conflicts with --target-type=bess");
+    if (st.netns_type) return fail("--netns-type conflicts with --target-type=bess");
+    if (st.userns_path) return fail("--userns-path conflicts with --target-type=bess");
+    out << "WARNING: BESS mode is experimental\n";
+    o.bess_socket = pos[0];
+    return std::nullopt;
+  }
+  if (st.target_type && *st.target_type != "netns") {
+    return fail("--target-type must be either \"netns\" or \"bess\"");
+  }
+
+  if (!st.netns_type || *st.netns_type == "pid") {
+    o.netns_type = NetnsType::Pid;
+  } else if (*st.netns_type == "tapfd") {
+    o.netns_type = NetnsType::TapFd;
+  } else {
+    o.netns_type = NetnsType::Path;  // anything else means path, as in slirp4netns
+  }
+  if (st.userns_path) o.userns_path = *st.userns_path;
+
+  if (pos.empty()) return fail("");
+  switch (o.netns_type) {
+    case NetnsType::Pid: {
+      auto pid = parse_int(pos[0]);
+      if (!pid || *pid <= 0) return fail("PID must be a positive integer");
+      o.target_pid = *pid;
+      break;
+    }
+    case NetnsType::TapFd: {
+      auto fd = parse_non_negative(pos[0]);
+      if (!fd) return fail("TAPFD must a file descriptor");  // sic, slirp4netns's text
+      o.tapfd = *fd;
+      if (pos.size() > 1) out << "WARNING: too many arguments\n";
+      return std::nullopt;
+    }
+    case NetnsType::Path:
+      if (access(pos[0].c_str(), F_OK) == -1) {
+        return fail(std::string("existing path expected when --netns-type=path: ") + std::strerror(errno));
+      }
+      o.netns_path = pos[0];
+      break;
+  }
+  if (pos.size() < 2) return fail("");
+  o.tapname = pos[1].substr(0, kMaxTapNameLen);  // silently truncated, like slirp4netns
+  if (pos.size() > 2) out << "WARNING: too many arguments\n";
+  return std::nullopt;
+}
+
+// First address of `family` on interface `name`, copied into `sa` (sizeof == len).
+bool interface_address(const std::string& name, int family, void* sa, size_t len) {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) == -1) return false;
+  std::unique_ptr<ifaddrs, decltype(&freeifaddrs)> owner(list, &freeifaddrs);
+  for (const ifaddrs* ifa = list; ifa; ifa = ifa->ifa_next) {
+    if (ifa->ifa_addr && ifa->ifa_addr->sa_family == family && name == ifa->ifa_name) {
+      std::memcpy(sa, ifa->ifa_addr, len);
+      return true;
+    }
+  }
+  return false;
+}
+
+enum class MacError { kNone, kInvalid, kTooLong };
+
+// Exactly six ':'-separated fields of one or two hex digits, each optionally "0x"-prefixed.
+// Stricter than slirp4netns's sscanf("%x") loop on purpose: it accepted "0e:d4:18" as a 3-byte MAC
+// (padding zeros) and fields like " +1"; we reject both.
+MacError parse_mac(const std::string& s, std::array<uint8_t, 6>& mac) {
+  std::vector<std::string> fields;
+  size_t start = 0;
+  for (;;) {
+    const size_t colon = s.find(':', start);
+    fields.push_back(s.substr(start, colon - start));
+    if (colon == std::string::npos) break;
+    start = colon + 1;
+  }
+  if (fields.size() > mac.size()) return MacError::kTooLong;
+  if (fields.size() < mac.size()) return MacError::kInvalid;
+  for (size_t i = 0; i < fields.size(); ++i) {
+    std::string f = fields[i];
+    if (f.size() > 2 && f[0] == '0' && (f[1] == 'x' || f[1] == 'X')) f.erase(0, 2);
+    if (f.empty() || f.size() > 2) return MacError::kInvalid;
+    for (char c : f) {
+      if (!std::isxdigit(static_cast<unsigned char>(c))) return MacError::kInvalid;
+    }
+    mac[i] = static_cast<uint8_t>(std::strtoul(f.c_str(), nullptr, 16));
+  }
+  return MacError::kNone;
+}
+
+in_addr host_to_in_addr(uint32_t host_order) {
+  in_addr a{};
+  a.s_addr = htonl(host_order);
+  return a;
+}
+
+in6_addr fd00(uint8_t last) {
+  in6_addr a{};
+  a.s6_addr[0] = 0xfd;
+  a.s6_addr[15] = last;
+  return a;
+}
+
+std::string ntop(const in_addr& a) {
+  char buf[INET_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET, &a, buf, sizeof buf);
+  return buf;
+}
+
+std::string ntop(const in6_addr& a) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET6, &a, buf, sizeof buf);
+  return buf;
+}
+
+}  // namespace
+
+ParseResult parse_args(int argc, const char* const argv[], std::ostream& out, std::ostream& err) {
+  const std::string prog = argc > 0 && argv[0] ? argv[0] : kDefaultProg;
+  ParseResult result;
+  ParseState st;
+
+  CLI::App app{"User-mode networking for unprivileged network namespaces.", kDefaultProg};
+  app.set_help_flag();  // -h/--help is ours: slirp4netns's text, in getopt order
+  build_option_table(app, st, out, err);
+
+  const Scan scan = scan_getopt(spec_of(app), prog, argc, argv);
+  std::vector<const char*> cli_argv{kDefaultProg};
+  for (const auto& s : scan.canonical) cli_argv.push_back(s.c_str());
+  cli_argv.push_back("--");
+  for (const auto& s : scan.positionals) cli_argv.push_back(s.c_str());
+
+  try {
+    app.parse(static_cast<int>(cli_argv.size()), cli_argv.data());
+  } catch (const StopParsing& stop) {
+    result.exit_status = stop.status();
+    return result;
+  } catch (const CLI::Error& e) {
+    // Unreachable by construction (the scan hands CLI11 only canonical input); never let CLI11's
+    // 1xx exit codes out.
+    err << prog << ": " << e.what() << '\n';
+    print_usage(out);
+    result.exit_status = 1;
+    return result;
+  }
+  if (scan.error) {
+    err << *scan.error << '\n';
+    print_usage(out);
+    result.exit_status = 1;
+    return result;
+  }
+  result.exit_status = check_positionals(st, out, err);
+  result.options = std::move(st.opts);
+  return result;
+}
+
+std::optional<NetConfig> make_net_config(const Options& opts, std::ostream& err) {
+  NetConfig net;
+
+  // --cidr, spec §1.4: four checks, in this order, each with its own message. POSIX regcomp with
+  // slirp4netns's extended regex, so exactly the same strings match.
+  static const char kCidrRe[] = "^(([0-9]{1,3}\\.){3}[0-9]{1,3})/([0-9]{1,2})$";
+  regex_t re;
+  if (regcomp(&re, kCidrRe, REG_EXTENDED) != 0) {
+    err << "regcomp failed\n";
+    return std::nullopt;
+  }
+  std::unique_ptr<regex_t, decltype(&regfree)> re_owner(&re, &regfree);
+  regmatch_t m[4];
+  if (regexec(&re, opts.cidr.c_str(), 4, m, 0) != 0) {
+    err << "invalid CIDR: " << opts.cidr << '\n';
+    return std::nullopt;
+  }
+  auto group = [&opts, &m](int i) { return opts.cidr.substr(m[i].rm_so, m[i].rm_eo - m[i].rm_so); };
+  const std::string network_str = group(1);
+  if (inet_pton(AF_INET, network_str.c_str(), &net.network) != 1) {
+    err << "invalid network address: " << network_str << '\n';
+    return std::nullopt;
+  }
+  const int prefix = std::stoi(group(3));
+  if (prefix < 1 || prefix > 25) {  // the guest is network + 100
+    err << "prefix length needs to be 1-25\n";
+    return std::nullopt;
+  }
+  const uint32_t mask = ~uint32_t{0} << (32 - prefix);
+  const uint32_t network = ntohl(net.network.s_addr);
+  if ((network & mask) != network) {
+    err << "CIDR needs to be a network address like 10.0.2.0/24, not like 10.0.2.100/24\n";
+    return std::nullopt;
+  }
+  net.prefix_len = prefix;
+  net.netmask = host_to_in_addr(mask);
+  net.gateway = host_to_in_addr(network + 2);
+  net.dns = host_to_in_addr(network + 3);
+  net.dhcp_start = host_to_in_addr(network + 15);
+  net.dhcp_end = host_to_in_addr(network + 30);
+  net.guest = host_to_in_addr(network + 100);
+
+  net.mtu = opts.mtu;
+  net.enable_ipv6 = opts.enable_ipv6;
+  net.prefix6 = fd00(0);
+  net.prefix6_len = 64;
+  net.gateway6 = fd00(2);
+  net.dns6 = fd00(3);
+  net.disable_host_loopback = opts.disable_host_loopback;
+  net.disable_dns = opts.disable_dns;
+
+  // The outbound and MAC messages are slirp4netns's texts (the "iterface" typo included); slirp4netns
+  // prints them without a trailing newline, we end the line.
+  if (!opts.outbound_addr.empty()) {
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    if (inet_pton(AF_INET, opts.outbound_addr.c_str(), &sa.sin_addr) != 1 &&
+        !interface_address(opts.outbound_addr, AF_INET, &sa, sizeof sa)) {
+      err << "outbound-addr has to be valid ipv4 address or interface name.\n";
+      return std::nullopt;
+    }
+    sa.sin_port = 0;
+    net.outbound4 = sa;
+  }
+  if (!opts.outbound_addr6.empty()) {
+    sockaddr_in6 sa{};
+    sa.sin6_family = AF_INET6;
+    // slirp4netns looks up the --outbound-addr string here (a bug); we use --outbound-addr6's.
+    if (inet_pton(AF_INET6, opts.outbound_addr6.c_str(), &sa.sin6_addr) != 1 &&
+        !interface_address(opts.outbound_addr6, AF_INET6, &sa, sizeof sa)) {
+      err << "outbound-addr has to be valid ipv4 address or iterface name.\n";
+      return std::nullopt;
+    }
+    sa.sin6_port = 0;
+    net.outbound6 = sa;
+  }
+
+  if (!opts.macaddress.empty()) {
+    std::array<uint8_t, 6> mac{};
+    const MacError e = parse_mac(opts.macaddress, mac);
+    if (e != MacError::kNone) {
+      err << '"' << opts.macaddress << "\" is an invalid MAC address."
+          << (e == MacError::kTooLong ? "  Is it too long?" : "") << '\n'
+          << "macaddress has to be a valid MAC address (hex string, 6 bytes, each byte separated by "
+             "a ':').\n";
+      return std::nullopt;
+    }
+    net.mac = mac;
+  }
+  return net;
+}
+
+void print_usage(std::ostream& out) {
+  // slirp4netns HEAD's usage(), TABs included, with our name and our extension at the end.
+  out << "Usage: slirpnetd [OPTION]... PID|PATH|FD [TAPNAME]\n"
+         "User-mode networking for unprivileged network namespaces.\n"
+         "\n"
+         "-c, --configure          bring up the interface\n"
+         "-e, --exit-fd=FD         specify the FD for terminating slirpnetd\n"
+         "-r, --ready-fd=FD        specify the FD to write to when the network is configured\n"
+         "-m, --mtu=MTU            specify MTU (default=1500, max=65521)\n"
+         "-6, --enable-ipv6        enable IPv6 (experimental)\n"
+         "-a, --api-socket=PATH    specify API socket path\n"
+         "--cidr=CIDR              specify network address CIDR (default=10.0.2.0/24)\n"
+         "--disable-host-loopback  prohibit connecting to 127.0.0.1:* on the host namespace\n"
+         "--netns-type=TYPE \t specify network namespace type ([path|pid|tapfd], default=pid)\n"
+         "--userns-path=PATH\t specify user namespace path\n"
+         "--enable-sandbox         create a new mount namespace (and drop all caps except "
+         "CAP_NET_BIND_SERVICE if running as the root)\n"
+         "--enable-seccomp         enable seccomp to limit syscalls (experimental)\n"
+         "--outbound-addr=IPv4     sets outbound ipv4 address to bound to (experimental)\n"
+         "--outbound-addr6=IPv6    sets outbound ipv6 address to bound to (experimental)\n"
+         "--disable-dns            disables 10.0.2.3 (or configured internal ip) to host dns redirect "
+         "(experimental)\n"
+         "--macaddress=MAC         specify the MAC address of the TAP (only valid with -c)\n"
+         "--target-type=TYPE       specify the target type ([netns|bess], default=netns)\n"
+         "-h, --help               show this help and exit\n"
+         "-v, --version            show version and exit\n"
+         "--stats                  print frame pipeline counters at exit (slirpnetd extension)\n";
+}
+
+void print_version(std::ostream& out) {
+  const scmp_version* sv = seccomp_version();
+  out << "slirpnetd version " SLIRPNETD_VERSION "\n"
+      << "libslirp: " << slirp_version_string() << '\n'
+      << "SLIRP_CONFIG_VERSION_MAX: " << SLIRP_CONFIG_VERSION_MAX << '\n'
+      << "libseccomp: " << sv->major << '.' << sv->minor << '.' << sv->micro << '\n';
+}
+
+void print_banner(std::ostream& out, const Options& opts, const NetConfig& net) {
+  out << "Starting slirp\n"
+      << "* MTU:             " << net.mtu << '\n'
+      << "* Network:         " << ntop(net.network) << '\n'
+      << "* Netmask:         " << ntop(net.netmask) << '\n'
+      << "* Gateway:         " << ntop(net.gateway) << '\n'
+      << "* DNS:             " << ntop(net.dns) << '\n'
+      << "* DHCP begin:      " << ntop(net.dhcp_start) << '\n'
+      << "* DHCP end:        " << ntop(net.dhcp_end) << '\n'
+      << "* Recommended IP:  " << ntop(net.guest) << '\n';
+  if (!opts.api_socket.empty()) out << "* API Socket:      " << opts.api_socket << '\n';
+  if (net.outbound4) out << "* Outbound IPv4:    " << ntop(net.outbound4->sin_addr) << '\n';
+  if (net.outbound6) out << "* Outbound IPv6:    " << ntop(net.outbound6->sin6_addr) << '\n';
+  if (net.mac) {
+    char buf[18];
+    const auto& m = *net.mac;
+    std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+    out << "* MAC address:     " << buf << '\n';
+  }
+  if (!net.disable_host_loopback) {
+    out << "WARNING: 127.0.0.1:* on the host is accessible as " << ntop(net.gateway)
+        << " (set --disable-host-loopback to prohibit connecting to 127.0.0.1:*)\n";
+  }
+}
+
+}  // namespace slirpnetd::config

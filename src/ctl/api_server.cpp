@@ -1,0 +1,317 @@
+// ctl/api_server.cpp: see api_server.hpp.
+#include "ctl/api_server.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <system_error>
+
+namespace slirpnetd::ctl {
+
+namespace {
+
+constexpr int kBacklog = 128;
+constexpr std::size_t kMaxDrain = 64 * 1024;  // bytes discarded after the reply before giving up
+constexpr auto kAcceptPause = std::chrono::milliseconds(100);
+
+std::runtime_error bindlisten_error(const char* what, int err) {
+  return std::runtime_error(std::string("api_bindlisten: ") + what + ": " + std::strerror(err));
+}
+
+sockaddr_un unix_addr(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.data(), path.size());  // caller checked the length
+  return addr;
+}
+
+// Is a process accepting connections on the socket file at `path`? ECONNREFUSED: no one is
+// listening, the file is stale. EAGAIN: listening, backlog full.
+bool socket_is_live(const std::string& path) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) throw bindlisten_error("socket", errno);
+  const sockaddr_un addr = unix_addr(path);
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) return true;
+  const int err = errno;
+  if (err == EAGAIN || err == EINPROGRESS) return true;
+  if (err == ECONNREFUSED || err == ENOENT) return false;
+  throw std::runtime_error("api_bindlisten: " + path + ": cannot tell whether the socket is in use: " +
+                           std::strerror(err));
+}
+
+}  // namespace
+
+struct ApiServer::Client {
+  enum class State { Reading, Writing, Draining };
+  UniqueFd fd;
+  State state = State::Reading;
+  Clock::time_point deadline;
+  std::string in;
+  std::string out;
+  std::size_t sent = 0;
+  std::size_t drained = 0;
+  bool done = false;
+};
+
+std::unique_ptr<ApiServer> ApiServer::bind(const std::string& path, const config::NetConfig& net,
+                                            ApiServerOptions opts) {
+  auto server = std::make_unique<ApiServer>(path, net, opts);
+  try {
+    server->bind_and_listen();
+  } catch (const std::exception& e) {
+    if (opts.log != nullptr) std::fprintf(opts.log, "%s\n", e.what());
+    return nullptr;
+  }
+  return server;
+}
+
+ApiServer::ApiServer(std::string path, const config::NetConfig& net, ApiServerOptions opts)
+    : path_(std::move(path)), net_(net), opts_(opts) {}
+
+ApiServer::~ApiServer() { stop(); }
+
+void ApiServer::bind_and_listen() {
+  if (listen_fd_) throw std::logic_error("ApiServer::bind_and_listen() called twice");
+  if (path_.size() >= sizeof(sockaddr_un::sun_path))
+    throw std::runtime_error("the specified API socket path is too long (>= 108)");
+
+  // The directory, kept open so that stop() can unlink the file from inside the sandbox.
+  const auto slash = path_.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path_.substr(0, slash);
+  const std::string name = slash == std::string::npos ? path_ : path_.substr(slash + 1);
+  UniqueFd dir_fd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  // Report it as bind() would (same path walk): "api_bindlisten: bind: No such file or directory".
+  if (!dir_fd) throw bindlisten_error("bind", errno);
+
+  // slirp4netns unlink()s whatever is there. We do too, except a socket someone still serves.
+  struct stat st {};
+  if (::lstat(path_.c_str(), &st) == 0) {
+    if (S_ISSOCK(st.st_mode) && socket_is_live(path_))
+      throw std::runtime_error("api_bindlisten: " + path_ +
+                               ": in use by a live process (connect() succeeded), not replacing it");
+    if (::unlink(path_.c_str()) != 0 && errno != ENOENT) throw bindlisten_error("unlink", errno);
+  }
+
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) throw bindlisten_error("socket", errno);
+  // The file bind() creates gets the socket inode's mode minus the umask (Linux unix_bind()),
+  // so it is never wider than 0600 and there is no window in which it is: no process-wide umask.
+  if (::fchmod(fd.get(), 0600) != 0) throw bindlisten_error("fchmod", errno);
+  const sockaddr_un addr = unix_addr(path_);
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0)
+    throw bindlisten_error("bind", errno);
+  // From here on the file is ours: remove it if we fail.
+  const auto fail = [&](const char* what) {
+    const int err = errno;
+    ::unlinkat(dir_fd.get(), name.c_str(), 0);
+    return bindlisten_error(what, err);
+  };
+  if (::fstatat(dir_fd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) throw fail("stat");
+  if (::listen(fd.get(), kBacklog) != 0) throw fail("listen");
+  UniqueFd stop_fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!stop_fd) throw fail("eventfd");
+
+  file_dev_ = st.st_dev;
+  file_ino_ = st.st_ino;
+  name_ = name;
+  dir_fd_ = std::move(dir_fd);
+  stop_fd_ = std::move(stop_fd);
+  listen_fd_ = std::move(fd);
+}
+
+void ApiServer::start(Backend& backend) {
+  if (!listen_fd_) throw std::logic_error("ApiServer::start() without a successful bind_and_listen()");
+  if (api_) throw std::logic_error("ApiServer::start() called twice");
+  api_ = std::make_unique<Api>(backend, net_, opts_.log);
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "snd-ctl");
+    try {
+      run();
+    } catch (const std::exception& e) {
+      if (opts_.log != nullptr) std::fprintf(opts_.log, "api: control thread failed: %s\n", e.what());
+    }
+  });
+}
+
+void ApiServer::stop() {
+  if (thread_.joinable()) {
+    const uint64_t one = 1;
+    // An eventfd write of 1 cannot fail short of a counter overflow; the loop exits on POLLIN.
+    [[maybe_unused]] ssize_t n = ::write(stop_fd_.get(), &one, sizeof one);
+    thread_.join();
+  }
+  clients_.clear();
+  listen_fd_.reset();
+  remove_socket_file();
+}
+
+void ApiServer::remove_socket_file() {
+  if (!dir_fd_) return;
+  // Only the file we created: if it was replaced meanwhile, it is someone else's.
+  struct stat st {};
+  if (::fstatat(dir_fd_.get(), name_.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      st.st_dev == file_dev_ && st.st_ino == file_ino_)
+    ::unlinkat(dir_fd_.get(), name_.c_str(), 0);
+  dir_fd_.reset();
+}
+
+void ApiServer::run() {
+  std::vector<pollfd> pfds;
+  for (;;) {
+    auto now = Clock::now();
+    for (Client& c : clients_)
+      if (!c.done && now >= c.deadline) on_deadline(c, now);
+    clients_.erase(std::remove_if(clients_.begin(), clients_.end(), [](const Client& c) { return c.done; }),
+                   clients_.end());
+
+    const bool accepting = clients_.size() < opts_.max_clients && now >= accept_resume_;
+    pfds.clear();
+    pfds.push_back({stop_fd_.get(), POLLIN, 0});
+    pfds.push_back({accepting ? listen_fd_.get() : -1, POLLIN, 0});  // poll() skips fd -1
+    Clock::time_point wake = Clock::time_point::max();
+    if (!accepting && clients_.size() < opts_.max_clients) wake = accept_resume_;
+    for (const Client& c : clients_) {
+      pfds.push_back({c.fd.get(), static_cast<short>(c.state == Client::State::Writing ? POLLOUT : POLLIN), 0});
+      wake = std::min(wake, c.deadline);
+    }
+    int timeout_ms = -1;
+    if (wake != Clock::time_point::max()) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(wake - now).count();
+      timeout_ms = static_cast<int>(std::clamp<decltype(left)>(left, 0, 60'000));
+    }
+
+    if (::poll(pfds.data(), pfds.size(), timeout_ms) < 0) {
+      if (errno == EINTR) continue;
+      throw std::system_error(errno, std::generic_category(), "poll");
+    }
+    if (pfds[0].revents != 0) return;
+    now = Clock::now();
+    const std::size_t n = clients_.size();  // accept_clients() appends
+    for (std::size_t i = 0; i < n; ++i)
+      if (pfds[i + 2].revents != 0) on_event(clients_[i], now);
+    if (pfds[1].revents != 0) accept_clients(now);
+  }
+}
+
+void ApiServer::accept_clients(Clock::time_point now) {
+  while (clients_.size() < opts_.max_clients) {
+    UniqueFd fd(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (fd) {
+      Client& c = clients_.emplace_back();
+      c.fd = std::move(fd);
+      c.deadline = now + opts_.client_timeout;
+      continue;
+    }
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      // EMFILE, ENOBUFS...: the connection stays queued; retry later rather than spin on POLLIN.
+      if (opts_.log != nullptr) std::fprintf(opts_.log, "api_handler: accept: %s\n", std::strerror(errno));
+      accept_resume_ = now + kAcceptPause;
+    }
+    return;
+  }
+}
+
+void ApiServer::on_event(Client& c, Clock::time_point now) {
+  switch (c.state) {
+    case Client::State::Writing:
+      flush(c, now);
+      return;
+    case Client::State::Draining:
+      drain(c);
+      return;
+    case Client::State::Reading:
+      break;
+  }
+  char buf[Api::kMaxRequest];
+  for (;;) {
+    const ssize_t r = ::recv(c.fd.get(), buf, Api::kMaxRequest - c.in.size(), 0);
+    if (r > 0) {
+      c.in.append(buf, static_cast<std::size_t>(r));
+      if (c.in.size() >= Api::kMaxRequest) {
+        if (opts_.log != nullptr) std::fprintf(opts_.log, "%s\n", std::string(Api::kTooLargeLog).c_str());
+        reply(c, std::string(Api::kTooLargeReply), now);
+        return;
+      }
+      continue;
+    }
+    if (r == 0) break;  // EOF: the request is whatever arrived
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (!Api::is_complete_request(c.in)) return;  // wait for more, EOF or the deadline
+      break;
+    }
+    c.done = true;  // ECONNRESET and the like: nobody to answer
+    return;
+  }
+  answer(c, now);
+}
+
+void ApiServer::on_deadline(Client& c, Clock::time_point now) {
+  if (c.state == Client::State::Reading)
+    answer(c, now);  // a silent or stuck client gets what slirp4netns would have answered
+  else
+    c.done = true;
+}
+
+void ApiServer::answer(Client& c, Clock::time_point now) {
+  if (opts_.log != nullptr) {
+    const std::string_view req = std::string_view(c.in).substr(0, c.in.find('\0'));
+    std::fprintf(opts_.log, "api_handler: got request: %.*s\n", static_cast<int>(req.size()), req.data());
+  }
+  reply(c, api_->handle_request(c.in), now);
+}
+
+void ApiServer::reply(Client& c, std::string bytes, Clock::time_point now) {
+  c.out = std::move(bytes);
+  c.in.clear();
+  c.state = Client::State::Writing;
+  c.deadline = now + opts_.client_timeout;
+  flush(c, now);
+}
+
+void ApiServer::flush(Client& c, Clock::time_point now) {
+  while (c.sent < c.out.size()) {
+    // MSG_NOSIGNAL: a client that went away gives EPIPE, not SIGPIPE (the daemon also ignores it).
+    const ssize_t r = ::send(c.fd.get(), c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL);
+    if (r >= 0) {
+      c.sent += static_cast<std::size_t>(r);
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) c.done = true;
+    return;  // EAGAIN: wait for POLLOUT
+  }
+  ::shutdown(c.fd.get(), SHUT_WR);  // the client reads EOF after the reply
+  c.state = Client::State::Draining;
+  c.deadline = now + std::min(opts_.linger, opts_.client_timeout);
+  drain(c);
+}
+
+void ApiServer::drain(Client& c) {
+  char buf[4096];
+  for (;;) {
+    const ssize_t r = ::recv(c.fd.get(), buf, sizeof buf, 0);
+    if (r > 0) {
+      c.drained += static_cast<std::size_t>(r);
+      if (c.drained > kMaxDrain) break;
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    break;  // EOF (the client closed) or an error
+  }
+  c.done = true;
+}
+
+}  // namespace slirpnetd::ctl

@@ -1,0 +1,419 @@
+// ApiServer over real UNIX sockets in a temporary directory (no network namespace needed).
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/unique_fd.hpp"
+#include "ctl/api_server.hpp"
+#include "test_ctl_fake.hpp"
+
+using slirpnetd::UniqueFd;
+using slirpnetd::ctl::Api;
+using slirpnetd::ctl::ApiServer;
+using slirpnetd::ctl::ApiServerOptions;
+using namespace std::chrono_literals;
+using namespace ctl_test;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kList = R"({"execute":"list_hostfwd"})";
+const std::string kEmptyList = R"({"entries":[],"return":{"entries":[]}})";
+const std::string kCannotParse = R"({"error":{"desc":"bad request: cannot parse JSON"}})";
+
+struct TempDir {
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "test_ctl.XXXXXX").string();
+    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+  fs::path path;
+};
+
+// A log file the server writes to; read after stop() (the control thread has been joined).
+struct LogFile {
+  LogFile() : f(std::tmpfile()) { REQUIRE(f != nullptr); }
+  ~LogFile() { std::fclose(f); }
+  std::string text() const {
+    std::fflush(f);
+    std::string s;
+    std::rewind(f);
+    for (int c; (c = std::fgetc(f)) != EOF;) s += static_cast<char>(c);
+    return s;
+  }
+  std::FILE* f;
+};
+
+struct Fixture {
+  explicit Fixture(ApiServerOptions opts = {}, const std::string& name = "api.sock")
+      : path(dir / name), server(path, test_net(), with_log(opts)) {}
+  void start() {
+    server.bind_and_listen();
+    server.start(backend);
+  }
+  ApiServerOptions with_log(ApiServerOptions o) {
+    o.log = log.f;
+    return o;
+  }
+  TempDir dir;
+  LogFile log;
+  FakeBackend backend;
+  std::string path;
+  ApiServer server;
+};
+
+// No Catch2 assertions here: it is also used from client threads, and Catch2 v2 is not
+// thread-safe. Returns an invalid fd on failure.
+UniqueFd try_connect(const std::string& path) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  path.copy(addr.sun_path, sizeof addr.sun_path - 1);
+  if (!fd || ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return UniqueFd();
+  return fd;
+}
+
+UniqueFd connect_to(const std::string& path) {
+  UniqueFd fd = try_connect(path);
+  REQUIRE(fd);
+  return fd;
+}
+
+void send_all(int fd, const std::string& bytes) {
+  REQUIRE(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size()));
+}
+
+// Reads until EOF (returns true) or the timeout (returns false). A reset after data counts as EOF:
+// the server closed with bytes we sent still unread.
+bool read_until_eof(int fd, std::string& out, std::chrono::milliseconds timeout = 3000ms,
+                    bool reset_is_eof = true) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) == 0) return false;
+    char buf[65536];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n > 0) {
+      out.append(buf, static_cast<std::size_t>(n));
+      continue;
+    }
+    return n == 0 || (reset_is_eof && errno == ECONNRESET);
+  }
+}
+
+std::string ask(const std::string& path, const std::string& request, bool half_close = true) {
+  UniqueFd fd = connect_to(path);
+  send_all(fd.get(), request);
+  if (half_close) ::shutdown(fd.get(), SHUT_WR);
+  std::string reply;
+  CHECK(read_until_eof(fd.get(), reply));
+  return reply;
+}
+
+mode_t file_mode(const std::string& path) {
+  struct stat st {};
+  REQUIRE(::lstat(path.c_str(), &st) == 0);
+  return st.st_mode;
+}
+
+}  // namespace
+
+TEST_CASE("server: a reply arrives with and without a half-close", "[ctl][server]") {
+  Fixture f;
+  f.start();
+  CHECK(ask(f.path, kList, true) == kEmptyList);
+  CHECK(ask(f.path, kList, false) == kEmptyList);              // ncat-style clients never half-close
+  CHECK(ask(f.path, kList + "\n", true) == kEmptyList);        // Podman, RootlessKit
+  CHECK(ask(f.path, "badjson", true) == kCannotParse);
+  CHECK(ask(f.path, "", true) == kCannotParse);                // connect, then close
+  CHECK(ask(f.path, R"({"execute":"add_hostfwd","arguments":{"proto":"tcp","host_port":8080,"guest_port":80}})" "\n") ==
+        R"({"return":{"id":1}})");
+  f.server.stop();
+  const std::string log = f.log.text();
+  CHECK(log.find("api_handler: got request: " + kList + "\n") != std::string::npos);
+  CHECK(log.find("api_handler: got request: badjson\n") != std::string::npos);
+}
+
+TEST_CASE("server: a request split across writes is reassembled", "[ctl][server]") {
+  Fixture f;
+  f.start();
+  UniqueFd fd = connect_to(f.path);
+  send_all(fd.get(), R"({"execute":"list_)");
+  std::this_thread::sleep_for(100ms);
+  send_all(fd.get(), R"(hostfwd"})");
+  std::string reply;
+  CHECK(read_until_eof(fd.get(), reply));
+  CHECK(reply == kEmptyList);
+}
+
+TEST_CASE("server: bytes sent after the reply are discarded, not answered with a reset", "[ctl][server]") {
+  Fixture f;
+  f.start();
+  UniqueFd fd = connect_to(f.path);
+  send_all(fd.get(), kList);
+  std::this_thread::sleep_for(50ms);  // the server has answered by now
+  send_all(fd.get(), "\n");           // e.g. a client that writes the newline separately: no EPIPE
+  std::string reply;
+  CHECK(read_until_eof(fd.get(), reply, 3000ms, /*reset_is_eof=*/false));  // a clean EOF
+  CHECK(reply == kEmptyList);
+}
+
+TEST_CASE("server: too large messages", "[ctl][server]") {
+  Fixture f;
+  f.start();
+  const std::string too_large(Api::kTooLargeReply);
+  CHECK(ask(f.path, std::string(4096, '\0')) == too_large);
+  CHECK(ask(f.path, std::string(5000, ' ')) == too_large);
+  CHECK(ask(f.path, std::string(20000, 'x')) == too_large);
+  // 4095 bytes are fine (slirp4netns: a read() of < 4096 bytes).
+  std::string big = kList;
+  big.resize(4095, ' ');
+  CHECK(ask(f.path, big) == kEmptyList);
+  // A complete request followed by more is answered once the limit is not reached.
+  CHECK(ask(f.path, std::string(4000, ' ') + kList) == kEmptyList);
+  f.server.stop();
+  const std::string log = f.log.text();
+  CHECK(log.find("api_handler: too large message (>= 4096 bytes)\n") != std::string::npos);
+}
+
+TEST_CASE("server: silent and stuck clients do not block others", "[ctl][server]") {
+  ApiServerOptions opts;
+  opts.client_timeout = 1500ms;
+  Fixture f(opts);
+  f.start();
+  UniqueFd silent = connect_to(f.path);
+  UniqueFd stuck = connect_to(f.path);
+  send_all(stuck.get(), R"({"execute":"list_hostfwd")");
+  std::this_thread::sleep_for(50ms);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(ask(f.path, kList, false) == kEmptyList);
+  CHECK(std::chrono::steady_clock::now() - t0 < 1000ms);  // not after the others' deadline
+
+  // At their deadline they get what slirp4netns would have answered.
+  std::string reply;
+  CHECK(read_until_eof(silent.get(), reply, 5000ms));
+  CHECK(reply == kCannotParse);
+  reply.clear();
+  CHECK(read_until_eof(stuck.get(), reply, 5000ms));
+  CHECK(reply == kCannotParse);
+}
+
+TEST_CASE("server: 50 concurrent clients are all answered", "[ctl][server]") {
+  Fixture f;
+  f.start();
+  constexpr int kClients = 50;
+  std::vector<std::string> replies(kClients);
+  std::vector<std::thread> threads;
+  std::atomic<int> connected{0};
+  for (int i = 0; i < kClients; ++i)
+    threads.emplace_back([&, i] {
+      UniqueFd fd = try_connect(f.path);
+      // Everyone connects before anyone sends, so the server holds 50 clients at once.
+      ++connected;
+      while (connected < kClients) std::this_thread::yield();
+      const std::string req = R"({"execute":"add_hostfwd","arguments":{"proto":"tcp","host_port":)" +
+                              std::to_string(20000 + i) + R"(,"guest_port":80}})";
+      if (fd && ::send(fd.get(), req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size()))
+        read_until_eof(fd.get(), replies[static_cast<std::size_t>(i)]);
+    });
+  for (auto& t : threads) t.join();
+  std::set<std::string> distinct(replies.begin(), replies.end());
+  CHECK(distinct.size() == kClients);
+  for (int id = 1; id <= kClients; ++id)
+    CHECK(distinct.count(R"({"return":{"id":)" + std::to_string(id) + "}}") == 1);
+  f.server.stop();
+  REQUIRE(f.server.api() != nullptr);
+  CHECK(f.server.api()->forwards().size() == kClients);
+}
+
+TEST_CASE("server: a large reply is written completely", "[ctl][server]") {
+  Fixture f;
+  f.start();
+  FakeBackend backend;
+  Api expected_api(backend, test_net(), nullptr);  // the same requests, without the socket
+  for (int i = 1; i <= 1000; ++i) {
+    const std::string add = R"({"execute":"add_hostfwd","arguments":{"proto":"tcp","host_port":)" +
+                            std::to_string(10000 + i) + R"(,"guest_port":80}})";
+    REQUIRE(ask(f.path, add) == expected_api.handle_request(add));
+  }
+  const std::string expected = expected_api.handle_request(kList);
+  REQUIRE(expected.size() > 200000);  // more than a socket buffer
+  UniqueFd fd = connect_to(f.path);
+  send_all(fd.get(), kList);
+  std::this_thread::sleep_for(200ms);  // let the server fill the socket buffer and wait for POLLOUT
+  std::string reply;
+  CHECK(read_until_eof(fd.get(), reply));
+  CHECK(reply == expected);
+}
+
+TEST_CASE("server: socket file mode, replacement and refusal", "[ctl][server]") {
+  TempDir dir;
+  FakeBackend backend;
+  const auto net = test_net();
+  const std::string path = dir / "api.sock";
+  ApiServerOptions quiet;
+  quiet.log = nullptr;
+
+  SECTION("mode 0600 whatever the umask") {
+    const mode_t old = ::umask(0);
+    ApiServer server(path, net, quiet);
+    server.bind_and_listen();
+    ::umask(old);
+    CHECK(S_ISSOCK(file_mode(path)));
+    CHECK((file_mode(path) & 07777) == 0600);
+  }
+  SECTION("a stale socket is replaced") {
+    {
+      UniqueFd stale(::socket(AF_UNIX, SOCK_STREAM, 0));
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      path.copy(addr.sun_path, sizeof addr.sun_path - 1);
+      REQUIRE(::bind(stale.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    }  // closed: the file stays, nobody listens
+    REQUIRE(S_ISSOCK(file_mode(path)));
+    ApiServer server(path, net, quiet);
+    server.bind_and_listen();
+    server.start(backend);
+    CHECK(ask(path, kList) == kEmptyList);
+  }
+  SECTION("a regular file is replaced") {
+    std::ofstream(path) << "not a socket";
+    ApiServer server(path, net, quiet);
+    server.bind_and_listen();
+    server.start(backend);
+    CHECK(ask(path, kList) == kEmptyList);
+  }
+  SECTION("a live socket is refused and left alone") {
+    ApiServer first(path, net, quiet);
+    first.bind_and_listen();
+    first.start(backend);
+    {
+      ApiServer second(path, net, quiet);
+      try {
+        second.bind_and_listen();
+        FAIL("bind_and_listen() over a live socket succeeded");
+      } catch (const std::runtime_error& e) {
+        CHECK(std::string(e.what()) ==
+              "api_bindlisten: " + path + ": in use by a live process (connect() succeeded), not replacing it");
+      }
+    }  // the failed server's destructor must not remove the first one's file
+    CHECK(ask(path, kList) == kEmptyList);
+  }
+  SECTION("a live socket with nobody accepting yet is still live") {
+    UniqueFd live(::socket(AF_UNIX, SOCK_STREAM, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    path.copy(addr.sun_path, sizeof addr.sun_path - 1);
+    REQUIRE(::bind(live.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(live.get(), 0) == 0);
+    ApiServer server(path, net, quiet);
+    CHECK_THROWS_WITH(server.bind_and_listen(), Catch::Contains("in use by a live process"));
+    CHECK(S_ISSOCK(file_mode(path)));
+  }
+  SECTION("path too long and missing directory: slirp4netns's messages") {
+    ApiServer too_long(dir / std::string(120, 'a'), net, quiet);
+    CHECK_THROWS_WITH(too_long.bind_and_listen(), "the specified API socket path is too long (>= 108)");
+    ApiServer missing(dir / "no/such/dir/api.sock", net, quiet);
+    CHECK_THROWS_WITH(missing.bind_and_listen(), "api_bindlisten: bind: No such file or directory");
+    ApiServer not_dir(dir / "api.sock/x", net, quiet);
+    std::ofstream(path) << "x";
+    CHECK_THROWS_WITH(not_dir.bind_and_listen(), "api_bindlisten: bind: Not a directory");
+  }
+  SECTION("start() needs bind_and_listen(), once") {
+    ApiServer server(path, net, quiet);
+    CHECK_THROWS_AS(server.start(backend), std::logic_error);
+    server.bind_and_listen();
+    CHECK_THROWS_AS(server.bind_and_listen(), std::logic_error);
+    server.start(backend);
+    CHECK_THROWS_AS(server.start(backend), std::logic_error);
+  }
+  SECTION("the daemon's factory prints the error and returns null") {
+    LogFile log;
+    ApiServerOptions opts;
+    opts.log = log.f;
+    CHECK(ApiServer::bind(dir / "missing/api.sock", net, opts) == nullptr);
+    CHECK(log.text() == "api_bindlisten: bind: No such file or directory\n");
+    auto server = ApiServer::bind(path, net, opts);
+    REQUIRE(server != nullptr);
+    server->start(backend);
+    CHECK(ask(path, kList) == kEmptyList);
+  }
+}
+
+TEST_CASE("server: the socket file is removed by stop() and by the destructor", "[ctl][server]") {
+  TempDir dir;
+  FakeBackend backend;
+  const auto net = test_net();
+  const std::string path = dir / "api.sock";
+  ApiServerOptions quiet;
+  quiet.log = nullptr;
+
+  SECTION("stop()") {
+    ApiServer server(path, net, quiet);
+    server.bind_and_listen();
+    server.start(backend);
+    REQUIRE(ask(path, kList) == kEmptyList);
+    server.stop();
+    CHECK_FALSE(fs::exists(fs::symlink_status(path)));
+    server.stop();  // idempotent
+  }
+  SECTION("destructor, with a client still connected") {
+    UniqueFd client;
+    {
+      ApiServer server(path, net, quiet);
+      server.bind_and_listen();
+      server.start(backend);
+      client = connect_to(path);
+    }
+    CHECK_FALSE(fs::exists(fs::symlink_status(path)));
+  }
+  SECTION("destructor without start()") {
+    { ApiServer server(path, net, quiet); server.bind_and_listen(); }
+    CHECK_FALSE(fs::exists(fs::symlink_status(path)));
+  }
+  SECTION("through the directory fd, after the path stopped resolving (as after pivot_root)") {
+    const fs::path moved = dir.path / "moved";
+    fs::create_directory(dir.path / "run");
+    const std::string inner = dir / "run/api.sock";
+    {
+      ApiServer server(inner, net, quiet);
+      server.bind_and_listen();
+      server.start(backend);
+      fs::rename(dir.path / "run", moved);
+      REQUIRE(fs::exists(fs::symlink_status(moved / "api.sock")));
+    }
+    CHECK_FALSE(fs::exists(fs::symlink_status(moved / "api.sock")));
+  }
+  SECTION("a file that replaced ours is not removed") {
+    {
+      ApiServer server(path, net, quiet);
+      server.bind_and_listen();
+      fs::remove(path);
+      std::ofstream(path) << "someone else's";
+    }
+    CHECK(fs::is_regular_file(path));
+  }
+}
