@@ -167,6 +167,22 @@ void build_option_table(CLI::App& app, ParseState& st, std::ostream& out, std::o
     throw StopParsing(0);
   });
   flag("--stats", [&o] { o.print_stats = true; });
+  value("--offload", [&o, fail](const std::string& v) {
+    if (v != "on" && v != "off") fail("--offload must be on or off");
+    o.offload = v == "on";
+  });
+  value("--spin-us", [&o, fail](const std::string& v) {
+    auto us = parse_int(v);
+    if (!us || *us < 0 || *us > 1000) fail("--spin-us must be an integer from 0 to 1000");
+    o.spin_us = *us;
+  });
+  value("--cpu-affinity", [&o, fail](const std::string& v) {
+    int a, b, c;
+    char end;
+    if (std::sscanf(v.c_str(), "%d,%d,%d%c", &a, &b, &c, &end) != 3 || a < 0 || b < 0 || c < 0)
+      fail("--cpu-affinity must be three CPU numbers: READER,WRITER,SLIRP");
+    o.cpu_affinity = v;
+  });
 
   app.add_option("ARGS", st.positionals);
 }
@@ -583,7 +599,10 @@ void print_usage(std::ostream& out) {
          "--target-type=TYPE       specify the target type ([netns|bess], default=netns)\n"
          "-h, --help               show this help and exit\n"
          "-v, --version            show version and exit\n"
-         "--stats                  print frame pipeline counters at exit (slirpnetd extension)\n";
+         "--stats                  print frame pipeline counters at exit (slirpnetd extension)\n"
+         "--offload=on|off         checksum/TSO offloads on the TAP (default=on; slirpnetd extension)\n"
+         "--spin-us=N              busy-poll input N us before sleeping (default=0; slirpnetd extension)\n"
+         "--cpu-affinity=R,W,S     pin TAP reader, TAP writer, slirp threads to CPUs (slirpnetd extension)\n";
 }
 
 void print_version(std::ostream& out) {

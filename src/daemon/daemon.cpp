@@ -31,6 +31,7 @@
 #include "io/frame_channel.hpp"
 #include "io/stats.hpp"
 #include "io/tap_threads.hpp"
+#include "io/vnet.hpp"
 #include "io/waker.hpp"
 #include "ns/sandbox.hpp"
 #include "ns/tap.hpp"
@@ -125,26 +126,37 @@ int run(int argc, char* argv[]) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   UniqueFd sigfd(::signalfd(-1, &stop_signals, SFD_NONBLOCK | SFD_CLOEXEC));
 
+  // Offloads: with a virtio-net header the guest may send 64 KiB TCP segments (TSO) and partial
+  // checksums; a TAP without IFF_VNET_HDR (--offload=off, an inherited tapfd, BESS) gets none.
+  const size_t vnet_hdr = io::tap_has_vnet_hdr(tap.fd.get()) ? io::kVnetHdrLen : 0;
+  if (vnet_hdr && !io::enable_tap_offloads(tap.fd.get()))
+    spdlog::warn("TAP offloads unavailable: {}", std::strerror(errno));
+
   // The pipeline. rx: TAP reader -> slirp thread; tx: slirp thread -> TAP writer.
-  const size_t slot_bytes = io::FrameChannel::slot_bytes_for_mtu(static_cast<size_t>(net->mtu));
-  const size_t slots = io::FrameChannel::slots_for(slot_bytes);
-  io::FrameChannel rx(slots, slot_bytes);
-  io::FrameChannel tx(slots, slot_bytes);
+  const size_t mtu = static_cast<size_t>(net->mtu);
+  const size_t rx_slot = io::FrameChannel::slot_bytes_for_mtu(vnet_hdr ? 65535 : mtu) + vnet_hdr;
+  const size_t tx_slot = io::FrameChannel::slot_bytes_for_mtu(mtu) + vnet_hdr;
+  io::FrameChannel rx(io::FrameChannel::slots_for(rx_slot), rx_slot);
+  io::FrameChannel tx(io::FrameChannel::slots_for(tx_slot), tx_slot);
   io::Waker slirp_waker;
   io::PipelineStats stats;
   GoneSignal gone;
   auto on_gone = [&gone](const std::string& reason) { gone.raise(reason); };
 
   slirp::install_glib_log_handler();
-  slirp::SlirpThread slirp(*net, rx, tx, slirp_waker, stats.slirp);
-  if (!slirp.start()) {
+  int cpu[3] = {-1, -1, -1};  // reader, writer, slirp
+  if (!opts.cpu_affinity.empty()) std::sscanf(opts.cpu_affinity.c_str(), "%d,%d,%d", &cpu[0], &cpu[1], &cpu[2]);
+  slirp::Tuning tuning;
+  tuning.spin_us = opts.spin_us;
+  slirp::SlirpThread slirp(*net, rx, tx, slirp_waker, stats.slirp, tuning, vnet_hdr);
+  if (!slirp.start(cpu[2])) {
     std::fprintf(stderr, "slirp_new failed\ncreate_slirp failed\n");
     return do_slirp_failed();
   }
   io::TapWriter writer(tap.fd.get(), tx, stats.tx, on_gone);
-  writer.start();
-  io::TapReader reader(tap.fd.get(), rx, slirp_waker, stats.rx, on_gone);
-  reader.start();
+  writer.start(cpu[1]);
+  io::TapReader reader(tap.fd.get(), vnet_hdr, rx, slirp_waker, stats.rx, on_gone);
+  reader.start(cpu[0]);
   SlirpBackend backend(slirp, stats, rx, tx);
   if (api) api->start(backend);
 

@@ -29,7 +29,8 @@ namespace slirpnetd::io {
 struct Frame {
   uint8_t* data = nullptr;  // points into the channel's storage; capacity bytes
   uint32_t capacity = 0;
-  uint32_t len = 0;
+  uint32_t len = 0;     // bytes used from data[0], including a virtio-net header if any
+  uint32_t offset = 0;  // where the Ethernet frame starts (after the virtio-net header)
   uint64_t stamp_ns = 0;  // CLOCK_MONOTONIC when the producer filled it (latency histogram)
 };
 

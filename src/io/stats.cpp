@@ -76,6 +76,8 @@ std::string stats_json(const PipelineStats& s, size_t rx_depth, size_t tx_depth)
   field(w, "eagain", s.rx.eagain.get());
   field(w, "errors", s.rx.errors.get());
   field(w, "backpressure_waits", s.rx.backpressure_waits.get());
+  field(w, "gso_frames", s.rx.gso_frames.get());
+  field(w, "csum_completed", s.rx.csum_completed.get());
   w.EndObject();
   w.Key("rx_ring_depth");
   w.Uint64(rx_depth);

@@ -33,7 +33,7 @@ class LatencyHistogram {
 };
 
 struct TapReaderStats {  // writer: TAP reader thread
-  Counter reads, frames, bytes, errors, eagain, backpressure_waits;
+  Counter reads, frames, bytes, errors, eagain, backpressure_waits, gso_frames, csum_completed;
 };
 
 struct TapWriterStats {  // writer: TAP writer thread

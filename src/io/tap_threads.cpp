@@ -1,5 +1,7 @@
 #include "io/tap_threads.hpp"
 
+#include "io/vnet.hpp"
+
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -33,8 +35,10 @@ void name_and_place(std::thread& t, const char* name, int cpu) {
 
 // ---------------------------------------------------------------------------------------------
 
-TapReader::TapReader(int tap_fd, FrameChannel& rx, Waker& consumer, TapReaderStats& stats, GoneCallback on_gone)
+TapReader::TapReader(int tap_fd, size_t vnet_hdr_len, FrameChannel& rx, Waker& consumer, TapReaderStats& stats,
+                     GoneCallback on_gone)
     : fd_(tap_fd),
+      vnet_hdr_len_(vnet_hdr_len),
       rx_(rx),
       consumer_(consumer),
       stats_(stats),
@@ -101,10 +105,13 @@ void TapReader::run() {
         on_gone_("TAP read: end of file");
         return;
       }
-      spare->len = static_cast<uint32_t>(n);
-      spare->stamp_ns = now_ns();
+      if (!finish_frame(*spare, static_cast<size_t>(n))) {
+        stats_.errors.add();  // malformed virtio-net header: drop, keep the slot
+        continue;
+      }
       stats_.frames.add();
       stats_.bytes.add(static_cast<uint64_t>(n));
+      if (spare->len - spare->offset > 1514 + 4) stats_.gso_frames.add();
       rx_.push(spare);
       spare = nullptr;
     }
@@ -114,6 +121,21 @@ void TapReader::run() {
       return;
     }
   }
+}
+
+bool TapReader::finish_frame(Frame& f, size_t n) {
+  f.len = static_cast<uint32_t>(n);
+  f.offset = static_cast<uint32_t>(vnet_hdr_len_);
+  f.stamp_ns = now_ns();
+  if (vnet_hdr_len_ == 0) return true;
+  if (n < vnet_hdr_len_) return false;
+  VnetHdr h;
+  std::memcpy(&h, f.data, sizeof h);
+  if (h.flags & VnetHdr::kNeedsCsum) {
+    stats_.csum_completed.add();
+    return complete_partial_checksum(f.data + vnet_hdr_len_, n - vnet_hdr_len_, h.csum_start, h.csum_offset);
+  }
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------

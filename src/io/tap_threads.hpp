@@ -24,7 +24,10 @@ using GoneCallback = std::function<void(const std::string& reason)>;
 class TapReader {
  public:
   static constexpr int kBatch = 64;  // frames read per wakeup before notifying the consumer
-  TapReader(int tap_fd, FrameChannel& rx, Waker& consumer, TapReaderStats& stats, GoneCallback on_gone);
+  // vnet_hdr_len: 0, or kVnetHdrLen when the TAP has IFF_VNET_HDR (frames then start with a
+  // virtio_net_hdr; partial checksums are completed here, before the frame reaches libslirp).
+  TapReader(int tap_fd, size_t vnet_hdr_len, FrameChannel& rx, Waker& consumer, TapReaderStats& stats,
+            GoneCallback on_gone);
   ~TapReader() { stop(); }
   TapReader(const TapReader&) = delete;
   TapReader& operator=(const TapReader&) = delete;
@@ -37,7 +40,10 @@ class TapReader {
   void run();
   bool acquire(Frame*& f);
 
+  bool finish_frame(Frame& f, size_t n);
+
   int fd_;
+  size_t vnet_hdr_len_;
   FrameChannel& rx_;
   Waker& consumer_;
   TapReaderStats& stats_;

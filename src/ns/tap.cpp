@@ -74,14 +74,16 @@ bool child_enter_namespaces(const config::Options& opts) {
   return true;
 }
 
-UniqueFd child_open_tap(const std::string& tapname) {
+// vnet_hdr: also IFF_VNET_HDR (slirpnetd --offload=on): the flag can only be set here, when the fd
+// is attached; the daemon then negotiates the offloads with TUNSETOFFLOAD.
+UniqueFd child_open_tap(const std::string& tapname, bool vnet_hdr) {
   UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_CLOEXEC));
   if (!fd) {
     std::perror("open(\"/dev/net/tun\")");
     return {};
   }
   ifreq ifr{};
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  ifr.ifr_flags = static_cast<short>(IFF_TAP | IFF_NO_PI | (vnet_hdr ? IFF_VNET_HDR : 0));
   copy_ifname(ifr.ifr_name, tapname);
   if (::ioctl(fd.get(), TUNSETIFF, &ifr) < 0) {
     std::perror("ioctl(TUNSETIFF)");
@@ -235,7 +237,7 @@ bool send_fd(int sock, int fd) {
 
 int child_netns(int sock, const config::Options& opts, const config::NetConfig& net) {
   if (!child_enter_namespaces(opts)) return 1;
-  UniqueFd tap = child_open_tap(opts.tapname);
+  UniqueFd tap = child_open_tap(opts.tapname, opts.offload);
   if (!tap) return 1;
   if (opts.configure && !child_configure(opts.tapname, net)) return 1;
   if (!send_fd(sock, tap.get())) return 1;

@@ -59,8 +59,8 @@ void install_glib_log_handler() {
 }
 
 SlirpThread::SlirpThread(const config::NetConfig& net, io::FrameChannel& rx, io::FrameChannel& tx, io::Waker& waker,
-                         io::SlirpStats& stats, Tuning tuning)
-    : net_(net), rx_(rx), tx_(tx), waker_(waker), stats_(stats), tuning_(tuning) {
+                         io::SlirpStats& stats, Tuning tuning, size_t tx_headroom)
+    : net_(net), rx_(rx), tx_(tx), waker_(waker), stats_(stats), tuning_(tuning), tx_headroom_(tx_headroom) {
   callbacks_.send_packet = cb_send_packet;
   callbacks_.guest_error = cb_guest_error;
   callbacks_.clock_get_ns = cb_clock_get_ns;
@@ -182,9 +182,10 @@ void SlirpThread::drain_input() {
   for (; n < tuning_.input_batch; ++n) {
     io::Frame* f = rx_.try_pop();
     if (!f) break;
-    slirp_input(slirp_, f->data, static_cast<int>(f->len));  // copies into an mbuf
+    const uint32_t len = f->len - f->offset;
+    slirp_input(slirp_, f->data + f->offset, static_cast<int>(len));  // copies into an mbuf
     stats_.input_frames.add();
-    stats_.input_bytes.add(f->len);
+    stats_.input_bytes.add(len);
     stats_.latency.record(io::now_ns() - f->stamp_ns);
     rx_.release(f);
   }
@@ -221,7 +222,8 @@ void SlirpThread::fire_timers() {
 ssize_t SlirpThread::cb_send_packet(const void* buf, size_t len, void* opaque) {
   auto* self = static_cast<SlirpThread*>(opaque);
   auto& st = self->stats_;
-  if (len > self->tx_.slot_bytes()) {  // cannot happen with if_mtu = the slot's MTU
+  const size_t room = self->tx_headroom_;
+  if (len + room > self->tx_.slot_bytes()) {  // cannot happen with if_mtu = the slot's MTU
     st.output_drops.add();
     return static_cast<ssize_t>(len);
   }
@@ -235,8 +237,10 @@ ssize_t SlirpThread::cb_send_packet(const void* buf, size_t len, void* opaque) {
       }
     }
   }
-  std::memcpy(f->data, buf, len);
-  f->len = static_cast<uint32_t>(len);
+  std::memset(f->data, 0, room);
+  std::memcpy(f->data + room, buf, len);
+  f->len = static_cast<uint32_t>(room + len);
+  f->offset = static_cast<uint32_t>(room);
   f->stamp_ns = io::now_ns();
   st.output_frames.add();
   st.output_bytes.add(len);

@@ -45,8 +45,10 @@ struct Tuning {
 
 class SlirpThread {
  public:
+  // tx_headroom: bytes left zeroed in front of each frame to the guest (the TAP's virtio-net
+  // header, all zero: no offload requested).
   SlirpThread(const config::NetConfig& net, io::FrameChannel& rx, io::FrameChannel& tx, io::Waker& waker,
-              io::SlirpStats& stats, Tuning tuning = {});
+              io::SlirpStats& stats, Tuning tuning = {}, size_t tx_headroom = 0);
   ~SlirpThread() { stop(); }
   SlirpThread(const SlirpThread&) = delete;
   SlirpThread& operator=(const SlirpThread&) = delete;
@@ -95,6 +97,7 @@ class SlirpThread {
   io::Waker& waker_;
   io::SlirpStats& stats_;
   const Tuning tuning_;
+  const size_t tx_headroom_;
   SlirpCb callbacks_{};
   sockaddr_in outbound4_{};  // libslirp keeps the pointers: they must live as long as Slirp
   sockaddr_in6 outbound6_{};

@@ -320,12 +320,14 @@ config::Options pid_opts(pid_t pid, bool configure) {
   return o;
 }
 
-// The fd is a TAP attached to tap0, IFF_NO_PI, non-blocking and close-on-exec.
-std::string check_tap_fd(int fd) {
+// The fd is a TAP attached to tap0, IFF_NO_PI, with a virtio-net header unless --offload=off,
+// non-blocking and close-on-exec.
+std::string check_tap_fd(int fd, bool vnet_hdr = true) {
   ifreq ifr{};
   EXPECT(::ioctl(fd, TUNGETIFF, &ifr) == 0);
   EXPECT_EQ(std::string(ifr.ifr_name), std::string("tap0"));
   EXPECT((ifr.ifr_flags & IFF_TAP) && (ifr.ifr_flags & IFF_NO_PI));
+  EXPECT(bool(ifr.ifr_flags & IFF_VNET_HDR) == vnet_hdr);
   EXPECT(::fcntl(fd, F_GETFL) & O_NONBLOCK);
   EXPECT(::fcntl(fd, F_GETFD) & FD_CLOEXEC);
   return {};
@@ -348,9 +350,14 @@ std::string check_configured(const char* mac, int mtu) {
 
 // Writes "who-has 10.0.2.100 tell 10.0.2.2" into the tap and expects the kernel's ARP reply back
 // on the same fd: the fd really is the guest's wire.
+// With IFF_VNET_HDR (the default, --offload=on) every frame carries a 10-byte virtio-net header.
 std::string check_arp_roundtrip(int fd) {
+  ifreq ifr{};
+  EXPECT(::ioctl(fd, TUNGETIFF, &ifr) == 0);
+  const size_t hdr = (ifr.ifr_flags & IFF_VNET_HDR) ? 10 : 0;
   const uint8_t gw_mac[6] = {0x52, 0x55, 0x0a, 0x00, 0x02, 0x02};
-  uint8_t f[60] = {};
+  uint8_t buf[10 + 60] = {};
+  uint8_t* f = buf + hdr;
   std::memset(f, 0xff, 6);
   std::memcpy(f + 6, gw_mac, 6);
   f[12] = 0x08, f[13] = 0x06;                          // ARP
@@ -360,13 +367,14 @@ std::string check_arp_roundtrip(int fd) {
   const uint8_t spa[4] = {10, 0, 2, 2}, tpa[4] = {10, 0, 2, 100};
   std::memcpy(f + 28, spa, 4);
   std::memcpy(f + 38, tpa, 4);
-  EXPECT(::write(fd, f, sizeof(f)) == ssize_t(sizeof(f)));
+  EXPECT(::write(fd, buf, hdr + 60) == ssize_t(hdr + 60));
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
   while (std::chrono::steady_clock::now() < deadline) {
     pollfd pfd{fd, POLLIN, 0};
     if (::poll(&pfd, 1, 100) != 1) continue;
-    uint8_t r[2048];
-    ssize_t n = ::read(fd, r, sizeof(r));
+    uint8_t rbuf[2048];
+    ssize_t n = ::read(fd, rbuf, sizeof(rbuf)) - static_cast<ssize_t>(hdr);
+    const uint8_t* r = rbuf + hdr;
     if (n >= 42 && r[12] == 0x08 && r[13] == 0x06 && r[21] == 2 && std::memcmp(r, gw_mac, 6) == 0 &&
         std::memcmp(r + 28, tpa, 4) == 0)
       return {};  // other frames (IPv6 router solicitations, MLD) are skipped
@@ -415,9 +423,10 @@ TEST_CASE("open_tap path mode, without -c: tap exists, DOWN, no address", "[ns][
     opts.netns_type = config::NetnsType::Path;
     opts.netns_path = t.ns_path("net");
     opts.tapname = "tap0";
+    opts.offload = false;  // --offload=off: a plain TAP, as slirp4netns opens it
     ns::TapResult r = ns::open_tap(opts, default_net());
     EXPECT_EQ(r.exit_status, 0);
-    if (auto e = check_tap_fd(r.fd.get()); !e.empty()) return e;
+    if (auto e = check_tap_fd(r.fd.get(), false); !e.empty()) return e;
     EXPECT(join_ns(t.ns_path("net"), CLONE_NEWNET));
     IfState tap = inspect("tap0");
     EXPECT(tap.exists);
