@@ -153,7 +153,7 @@ int run(int argc, char* argv[]) {
     std::fprintf(stderr, "slirp_new failed\ncreate_slirp failed\n");
     return do_slirp_failed();
   }
-  io::TapWriter writer(tap.fd.get(), tx, stats.tx, on_gone);
+  io::TapWriter writer(tap.fd.get(), vnet_hdr != 0, tx, stats.tx, on_gone);
   writer.start(cpu[1]);
   io::TapReader reader(tap.fd.get(), vnet_hdr, rx, slirp_waker, stats.rx, on_gone);
   reader.start(cpu[0]);

@@ -104,6 +104,8 @@ std::string stats_json(const PipelineStats& s, size_t rx_depth, size_t tx_depth)
   field(w, "bytes", s.tx.bytes.get());
   field(w, "eagain", s.tx.eagain.get());
   field(w, "errors", s.tx.errors.get());
+  field(w, "gso_frames", s.tx.gso_frames.get());
+  field(w, "merged_segments", s.tx.merged_segments.get());
   histogram(w, "tx_latency", s.tx.latency);
   w.EndObject();
   w.EndObject();

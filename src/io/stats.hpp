@@ -37,7 +37,7 @@ struct TapReaderStats {  // writer: TAP reader thread
 };
 
 struct TapWriterStats {  // writer: TAP writer thread
-  Counter writes, frames, bytes, errors, eagain;
+  Counter writes, frames, bytes, errors, eagain, gso_frames, merged_segments;
   LatencyHistogram latency;  // send_packet -> TAP write done
 };
 

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace slirpnetd::io {
 
@@ -140,8 +141,15 @@ bool TapReader::finish_frame(Frame& f, size_t n) {
 
 // ---------------------------------------------------------------------------------------------
 
-TapWriter::TapWriter(int tap_fd, FrameChannel& tx, TapWriterStats& stats, GoneCallback on_gone)
-    : fd_(tap_fd), tx_(tx), stats_(stats), on_gone_(std::move(on_gone)) {}
+TapWriter::TapWriter(int tap_fd, bool coalesce, FrameChannel& tx, TapWriterStats& stats, GoneCallback on_gone)
+    : fd_(tap_fd),
+      coalesce_(coalesce),
+      tx_(tx),
+      gso_buffer_(coalesce ? new uint8_t[kMaxGsoFrame] : nullptr),
+      stats_(stats),
+      on_gone_(std::move(on_gone)) {
+  held_.reserve(kMaxMerge);
+}
 
 void TapWriter::start(int cpu) {
   thread_ = std::thread([this] { run(); });
@@ -156,24 +164,63 @@ void TapWriter::stop() {
 
 void TapWriter::run() {
   while (!stopping_.load(std::memory_order_acquire)) {
-    Frame* f = tx_.pop_for(kStopCheck);
-    if (!f) continue;
-    const bool alive = write_frame(*f);
-    stats_.latency.record(now_ns() - f->stamp_ns);
-    tx_.release(f);
-    if (!alive) return;
+    Frame* f = std::exchange(next_, nullptr);
+    if (!f && !(f = tx_.pop_for(kStopCheck))) continue;
+    if (!write_from(f)) break;
   }
+  if (next_) done(std::exchange(next_, nullptr));
+}
+
+void TapWriter::done(Frame* f) {
+  stats_.latency.record(now_ns() - f->stamp_ns);
+  tx_.release(f);
+}
+
+bool TapWriter::write_from(Frame* f) {
+  TcpSegment segs[kMaxMerge];
+  if (!coalesce_ || !parse_tcp_segment(f->data + f->offset, f->len - f->offset, segs[0])) {
+    const bool alive = write_bytes(f->data, f->len);
+    done(f);
+    return alive;
+  }
+  held_.assign(1, f);
+  size_t ip_bytes = segs[0].len - 14;
+  while (held_.size() < kMaxMerge) {
+    Frame* g = tx_.try_pop();  // only what is already queued: never wait for more
+    if (!g) break;
+    TcpSegment& s = segs[held_.size()];
+    if (!parse_tcp_segment(g->data + g->offset, g->len - g->offset, s) ||
+        !continues(segs[0], segs[held_.size() - 1], s) || ip_bytes + s.payload > 65535) {
+      next_ = g;
+      break;
+    }
+    ip_bytes += s.payload;
+    held_.push_back(g);
+  }
+  bool alive = true;
+  const size_t n = held_.size() > 1 ? build_gso_frame(segs, held_.size(), gso_buffer_.get(), kMaxGsoFrame) : 0;
+  if (n) {
+    alive = write_bytes(gso_buffer_.get(), n);
+    stats_.gso_frames.add();
+    stats_.merged_segments.add(held_.size());
+  } else {
+    for (Frame* h : held_)
+      if (alive) alive = write_bytes(h->data, h->len);
+  }
+  for (Frame* h : held_) done(h);
+  held_.clear();
+  return alive;
 }
 
 // Returns false when the TAP is gone. Other errors (EIO while the link is down, EINVAL for a
 // malformed frame) drop the frame and are counted.
-bool TapWriter::write_frame(const Frame& f) {
+bool TapWriter::write_bytes(const uint8_t* data, size_t len) {
   for (;;) {
-    ssize_t n = ::write(fd_, f.data, f.len);
+    ssize_t n = ::write(fd_, data, len);
     stats_.writes.add();
     if (n >= 0) {
       stats_.frames.add();
-      stats_.bytes.add(f.len);
+      stats_.bytes.add(len);
       return true;
     }
     if (errno == EINTR) continue;

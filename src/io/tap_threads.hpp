@@ -9,11 +9,14 @@
 // up) the thread calls on_gone(reason) once and ends; the daemon then shuts down.
 #include <atomic>
 #include <functional>
+#include <memory>
+#include <vector>
 #include <string>
 #include <thread>
 
 #include "common/unique_fd.hpp"
 #include "io/frame_channel.hpp"
+#include "io/gso.hpp"
 #include "io/stats.hpp"
 #include "io/waker.hpp"
 
@@ -55,7 +58,10 @@ class TapReader {
 
 class TapWriter {
  public:
-  TapWriter(int tap_fd, FrameChannel& tx, TapWriterStats& stats, GoneCallback on_gone);
+  static constexpr size_t kMaxMerge = 64;
+  // coalesce: merge queued TCP segments of one flow into GSO frames (needs a virtio-net header
+  // on the TAP; see io/gso.hpp).
+  TapWriter(int tap_fd, bool coalesce, FrameChannel& tx, TapWriterStats& stats, GoneCallback on_gone);
   ~TapWriter() { stop(); }
   TapWriter(const TapWriter&) = delete;
   TapWriter& operator=(const TapWriter&) = delete;
@@ -65,10 +71,17 @@ class TapWriter {
 
  private:
   void run();
-  bool write_frame(const Frame& f);
+  // Writes f, or f merged with the frames queued behind it; may leave one popped frame in next_.
+  bool write_from(Frame* f);
+  bool write_bytes(const uint8_t* data, size_t len);
+  void done(Frame* f);
 
   int fd_;
+  bool coalesce_;
   FrameChannel& tx_;
+  Frame* next_ = nullptr;                  // popped but not yet written
+  std::vector<Frame*> held_;               // frames being merged
+  std::unique_ptr<uint8_t[]> gso_buffer_;  // the merged frame
   TapWriterStats& stats_;
   GoneCallback on_gone_;
   std::atomic<bool> stopping_{false};

@@ -176,3 +176,103 @@ TEST_CASE("a UDP checksum that computes to zero is sent as 0xffff", "[io][vnet]"
   CHECK(f[6] == 0xff);
   CHECK(f[7] == 0xff);
 }
+
+#include <arpa/inet.h>
+
+#include "io/gso.hpp"
+
+namespace {
+// An Ethernet + IPv4 + TCP segment as libslirp sends it, with correct checksums.
+std::vector<uint8_t> tcp_frame(uint32_t seq, size_t payload, uint8_t flags = 0x10, uint16_t sport = 5201) {
+  std::vector<uint8_t> f(54 + payload, 0);
+  const uint8_t dst[6] = {2, 0, 0, 0, 0, 1}, src[6] = {0x52, 0x55, 10, 0, 2, 2};
+  std::memcpy(f.data(), dst, 6);
+  std::memcpy(f.data() + 6, src, 6);
+  f[12] = 0x08;
+  uint8_t* ip = f.data() + 14;
+  ip[0] = 0x45;
+  const uint16_t tot = htons(static_cast<uint16_t>(40 + payload));
+  std::memcpy(ip + 2, &tot, 2);
+  ip[8] = 64;
+  ip[9] = 6;
+  inet_pton(AF_INET, "10.0.2.2", ip + 12);
+  inet_pton(AF_INET, "10.0.2.100", ip + 16);
+  const uint16_t ipc = static_cast<uint16_t>(~csum_fold(csum_add(0, ip, 20)));
+  std::memcpy(ip + 10, &ipc, 2);
+  uint8_t* tcp = ip + 20;
+  const uint16_t sp = htons(sport), dp = htons(40000);
+  std::memcpy(tcp, &sp, 2);
+  std::memcpy(tcp + 2, &dp, 2);
+  const uint32_t s = htonl(seq), a = htonl(777);
+  std::memcpy(tcp + 4, &s, 4);
+  std::memcpy(tcp + 8, &a, 4);
+  tcp[12] = 0x50;
+  tcp[13] = flags;
+  tcp[14] = 0xff;
+  for (size_t i = 0; i < payload; ++i) tcp[20 + i] = static_cast<uint8_t>(seq + i);
+  return f;
+}
+}  // namespace
+
+TEST_CASE("consecutive TCP segments of one flow merge into one GSO frame", "[io][gso]") {
+  auto a = tcp_frame(1000, 1460), b = tcp_frame(2460, 1460), c = tcp_frame(3920, 100, 0x18);
+  TcpSegment s[3];
+  REQUIRE(parse_tcp_segment(a.data(), a.size(), s[0]));
+  REQUIRE(parse_tcp_segment(b.data(), b.size(), s[1]));
+  REQUIRE(parse_tcp_segment(c.data(), c.size(), s[2]));
+  CHECK(s[0].payload == 1460);
+  CHECK(continues(s[0], s[0], s[1]));
+  CHECK(continues(s[0], s[1], s[2]));
+  std::vector<uint8_t> out(kMaxGsoFrame);
+  const size_t n = build_gso_frame(s, 3, out.data(), out.size());
+  REQUIRE(n == kVnetHdrLen + 54 + 1460 + 1460 + 100);
+  VnetHdr h;
+  std::memcpy(&h, out.data(), sizeof h);
+  CHECK(h.gso_type == 1);
+  CHECK(h.gso_size == 1460);
+  CHECK(h.flags == VnetHdr::kNeedsCsum);
+  CHECK(h.csum_start == 34);
+  CHECK(h.csum_offset == 16);
+  const uint8_t* f = out.data() + kVnetHdrLen;
+  const uint8_t* ip = f + 14;
+  CHECK(((ip[2] << 8) | ip[3]) == 40 + 3020);
+  CHECK(csum_fold(csum_add(0, ip, 20)) == 0xffff);  // valid IP header checksum
+  CHECK((ip[20 + 13] & 0x08) != 0);                  // PSH from the last segment
+  // The payload is the three payloads in order (bytes encode their sequence number).
+  bool ordered = true;
+  for (size_t i = 0; i < 3020; ++i) ordered &= f[54 + i] == static_cast<uint8_t>(1000 + i);
+  CHECK(ordered);
+  // Completing the partial checksum gives what a per-byte reference computes over the
+  // pseudo-header and the TCP segment.
+  std::vector<uint8_t> tcpseg(f + 34, f + 14 + 40 + 3020);
+  REQUIRE(complete_partial_checksum(tcpseg.data(), tcpseg.size(), 0, 16));
+  uint8_t pseudo[12] = {10, 0, 2, 2, 10, 0, 2, 100, 0, 6, static_cast<uint8_t>((20 + 3020) >> 8),
+                        static_cast<uint8_t>((20 + 3020) & 0xff)};
+  CHECK(csum_fold(csum_add(csum_add(0, pseudo, 12), tcpseg.data(), tcpseg.size())) == 0xffff);
+}
+
+TEST_CASE("segments that do not continue the flow are not merged", "[io][gso]") {
+  auto a = tcp_frame(1000, 1460);
+  TcpSegment s0, s1;
+  REQUIRE(parse_tcp_segment(a.data(), a.size(), s0));
+  auto gap = tcp_frame(9999, 1460);
+  REQUIRE(parse_tcp_segment(gap.data(), gap.size(), s1));
+  CHECK_FALSE(continues(s0, s0, s1));  // sequence gap
+  auto other = tcp_frame(2460, 1460, 0x10, 5202);
+  REQUIRE(parse_tcp_segment(other.data(), other.size(), s1));
+  CHECK_FALSE(continues(s0, s0, s1));  // another flow
+  auto bigger = tcp_frame(2460, 1461);
+  REQUIRE(parse_tcp_segment(bigger.data(), bigger.size(), s1));
+  CHECK_FALSE(continues(s0, s0, s1));  // larger than the first: not the same MSS
+  auto small = tcp_frame(1000, 500), after = tcp_frame(1500, 500);
+  TcpSegment t0, t1;
+  REQUIRE(parse_tcp_segment(small.data(), small.size(), t0));
+  REQUIRE(parse_tcp_segment(after.data(), after.size(), t1));
+  CHECK(continues(t0, t0, t1));
+  auto syn = tcp_frame(1000, 10, 0x12), fin = tcp_frame(1000, 10, 0x11), pure_ack = tcp_frame(1000, 0);
+  TcpSegment x;
+  CHECK_FALSE(parse_tcp_segment(syn.data(), syn.size(), x));
+  CHECK_FALSE(parse_tcp_segment(fin.data(), fin.size(), x));
+  CHECK_FALSE(parse_tcp_segment(pure_ack.data(), pure_ack.size(), x));
+  CHECK_FALSE(parse_tcp_segment(a.data(), 40, x));  // truncated
+}
