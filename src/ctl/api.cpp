@@ -163,11 +163,22 @@ struct Commands {
     if (!host_port) return error_reply("add_hostfwd: bad arguments.host_port");
     set_port(fwd.host, *host_port);
 
-    // An empty guest_addr means the recommended guest address (net + 100), also for an IPv6 host:
-    // libslirp forwards v6 -> v4, and the guest's IPv6 address is not known in advance.
+    // An empty guest_addr means the recommended guest address (net + 100) for an IPv4 host, and
+    // "::" for an IPv6 host: libslirp resolves "::" to the guest's SLAAC address when a connection
+    // arrives. (Forwarding an IPv6 host socket to the IPv4 guest does not work in libslirp 4.7: a
+    // loopback peer is translated to fd00::2, which cannot reach an IPv4 address.)
     if (!parse_addr(member(args, "guest_addr"), api.enable_ipv6_, api.default_guest_, fwd.guest,
                     fwd.guest_len))
       return error_reply("add_hostfwd: bad arguments.guest_addr");
+    const Value* guest_text = member(args, "guest_addr");
+    const bool guest_default = guest_text == nullptr || !guest_text->IsString() || guest_text->GetStringLength() == 0;
+    if (guest_default && fwd.host.ss_family == AF_INET6) {
+      fwd.guest = {};
+      auto* g6 = reinterpret_cast<sockaddr_in6*>(&fwd.guest);
+      g6->sin6_family = AF_INET6;
+      g6->sin6_addr = in6addr_any;
+      fwd.guest_len = sizeof(sockaddr_in6);
+    }
     const auto guest_port = integer(member(args, "guest_port"), 1, 65535);
     if (!guest_port) return error_reply("add_hostfwd: bad arguments.guest_port");
     set_port(fwd.guest, *guest_port);

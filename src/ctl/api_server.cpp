@@ -134,13 +134,16 @@ void ApiServer::start(Backend& backend) {
   if (api_) throw std::logic_error("ApiServer::start() called twice");
   api_ = std::make_unique<Api>(backend, net_, opts_.log);
   thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "snd-ctl");
     try {
       run();
     } catch (const std::exception& e) {
       if (opts_.log != nullptr) std::fprintf(opts_.log, "api: control thread failed: %s\n", e.what());
     }
   });
+  // Named from here, not from the thread itself: naming another thread writes /proc/.../comm,
+  // while a thread naming itself calls prctl(PR_SET_NAME), which the seccomp filter (loaded right
+  // after start() returns) kills the process for.
+  pthread_setname_np(thread_.native_handle(), "slirpnetd-ctl");
 }
 
 void ApiServer::stop() {

@@ -216,7 +216,7 @@ TEST_CASE("add_hostfwd with IPv6 enabled", "[ctl][api]") {
   REQUIRE(backend.added.size() == 1);
   CHECK(addr6(backend.added[0].host) == "[::1]:8080");
   CHECK(backend.added[0].host_len == sizeof(sockaddr_in6));
-  CHECK(addr4(backend.added[0].guest) == "10.0.2.100:80");  // an IPv6 host forwards to the IPv4 guest
+  CHECK(addr6(backend.added[0].guest) == "[::]:80");  // an IPv6 host forwards to the guest's IPv6 address
   CHECK(api.handle_request(add(8080, 80, R"(,"host_addr":"::","guest_addr":"fd00::100")")) == R"({"return":{"id":2}})");
   CHECK(addr6(backend.added[1].guest) == "[fd00::100]:80");
   CHECK(backend.added[1].guest_len == sizeof(sockaddr_in6));
@@ -224,7 +224,7 @@ TEST_CASE("add_hostfwd with IPv6 enabled", "[ctl][api]") {
   CHECK(api.handle_request(add(8080, 80, R"(,"host_addr":"::1%lo")")) == err("add_hostfwd: bad arguments.host_addr"));
   CHECK(api.handle_request(add(8080, 80, R"(,"host_addr":"[::1]")")) == err("add_hostfwd: bad arguments.host_addr"));
   CHECK(api.handle_request(R"({"execute":"list_hostfwd"})") ==
-        list_reply(R"({"id":1,"proto":"tcp","host_addr":"::1","host_port":8080,"guest_addr":"10.0.2.100","guest_port":80},)"
+        list_reply(R"({"id":1,"proto":"tcp","host_addr":"::1","host_port":8080,"guest_addr":"::","guest_port":80},)"
                    R"({"id":2,"proto":"tcp","host_addr":"::","host_port":8080,"guest_addr":"fd00::100","guest_port":80},)"
                    R"({"id":3,"proto":"tcp","host_addr":"0.0.0.0","host_port":8080,"guest_addr":"10.0.2.100","guest_port":80})"));
 }

@@ -121,6 +121,22 @@ void report(const ChildOutcome& out) {
   CHECK(out.ok());
 }
 
+// Under ThreadSanitizer, fork() starts a runtime thread in the child, and the tests' own helpers
+// fork children that must unshare(CLONE_NEWUSER), which refuses a multithreaded caller. The
+// rootless paths are covered by the plain and ASan runs and by tests/integration/t_rootless.sh.
+bool userns_children_possible() {
+#if defined(__SANITIZE_THREAD__)
+  constexpr bool tsan = true;
+#elif defined(__has_feature)
+  constexpr bool tsan = __has_feature(thread_sanitizer);
+#else
+  constexpr bool tsan = false;
+#endif
+  if (!tsan) return true;
+  WARN("skipped under ThreadSanitizer: forked children are multithreaded and cannot unshare a user namespace");
+  return false;
+}
+
 bool is_root() {
   if (::geteuid() == 0) return true;
   WARN("skipped: needs root (CI runs test_ns as root)");
@@ -491,6 +507,7 @@ TEST_CASE("open_tap failures: child's message, child failed(1), status 1", "[ns]
 }
 
 TEST_CASE("open_tap as uid 65534 into its own unshare -r --net target", "[ns][tap][userns]") {
+  if (!userns_children_possible()) return;
   if (!is_root()) return;
   SECTION("pid mode joins /proc/PID/ns/user") {
     report(run_in_child([] {
@@ -687,6 +704,7 @@ TEST_CASE("create_sandbox binds a resolv.conf that escapes /etc and /run", "[ns]
 
 TEST_CASE("enter_userns_for_sandbox as nobody, then create_sandbox (rootless pid mode)",
           "[ns][sandbox][userns]") {
+  if (!userns_children_possible()) return;
   if (!is_root()) return;
   for (bool use_userns_path : {false, true}) {
     DYNAMIC_SECTION("userns_path given: " << use_userns_path) {

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs every Debian package slirpnetd needs to build, test and demo (bookworm names).
+# Fast when everything is present (no apt call at all); non-interactive (works with CI=true and
+# no stdin). Run as root.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  cmake g++ clang libclang-rt-14-dev pkg-config
+  libslirp-dev libglib2.0-dev libconcurrentqueue-dev libreaderwriterqueue-dev libspdlog-dev
+  libfmt-dev libcli11-dev rapidjson-dev catch2 libseccomp-dev
+  # integration tests, benchmark and demo
+  iproute2 iputils-ping iperf3 ncat socat python3 jq udhcpc util-linux
+  # the reference implementation, for comparisons
+  slirp4netns
+  # real clients run by t_rootlesskit.sh and t_podman.sh: RootlessKit, rootless Podman with
+  # crun/conmon/catatonit, the setuid newuidmap/newgidmap, a static busybox for the test image
+  rootlesskit podman crun conmon catatonit golang-github-containers-common
+  containernetworking-plugins uidmap fuse-overlayfs busybox-static
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+  [[ $status == installed ]] || missing+=("$pkg")
+done
+if ((${#missing[@]} == 0)); then
+  echo "deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+echo "deps: installing ${missing[*]}"
+if [[ $EUID -ne 0 ]]; then
+  echo "deps: need root to install packages (run: sudo $0)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt_install() {
+  apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+}
+# Update the package lists only when needed: when there are none, or when the install fails
+# (e.g. stale lists).
+if ! compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null; then
+  apt-get update -q </dev/null
+  apt_install
+elif ! apt_install; then
+  apt-get update -q </dev/null
+  apt_install
+fi

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Builds slirpnetd and runs every test (Catch2 unit tests and the hermetic integration tests):
+#   1. build/       default compiler (g++), all tests;
+#   2. build-asan/  g++,     -DSLIRPNETD_SANITIZE=address (ASan + UBSan), all tests;
+#   3. build-tsan/  clang++, -DSLIRPNETD_SANITIZE=thread  (TSan), all tests.
+# Any sanitizer report fails the run: the *SAN_OPTIONS below halt on the first error with a
+# distinctive exit status, and the integration harness also greps the daemons' stderr for reports.
+# Exits non-zero if any step failed and prints a summary. Run as root (the integration tests create
+# namespaces): sudo scripts/test.sh
+#
+# Environment:
+#   SLIRPNETD_SANITIZERS=0   only the default build (steps 2 and 3 skipped)
+#   SLIRPNETD_WERROR=OFF     do not build with -Werror (default ON, as CI should)
+#   JOBS=N                   build and ctest parallelism (default: nproc)
+#   CTEST_ARGS="..."         extra ctest arguments, e.g. "-L integration" or "-R dns"
+#   SLIRPNETD_BUILD_DIR=b    build directories b, b-asan, b-tsan (default: build)
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+JOBS=${JOBS:-$(nproc)}
+WERROR=${SLIRPNETD_WERROR:-ON}
+read -r -a EXTRA_CTEST <<<"${CTEST_ARGS:-}"
+BUILD=${SLIRPNETD_BUILD_DIR:-build}
+START=$SECONDS
+
+if [[ $EUID -ne 0 ]]; then
+  echo "test.sh: the integration tests create network, mount and pid namespaces: run as root" \
+    "(sudo $0)" >&2
+  exit 1
+fi
+bash "$ROOT/scripts/deps.sh" || { echo "test.sh: scripts/deps.sh failed" >&2; exit 1; }
+
+SUMMARY=()
+FAILED=0
+record() {  # STATUS WHAT SECONDS [DETAIL]
+  SUMMARY+=("$(printf '%-4s  %-34s %4ss  %s' "$1" "$2" "$3" "${4:-}")")
+  [[ $1 == PASS ]] || FAILED=1
+}
+
+# suite NAME DIR [ENV=VALUE...] -- CMAKE_ARGS...: configure, build, ctest.
+suite() {
+  local name=$1 dir=$ROOT/$2
+  shift 2
+  local envs=()
+  while [[ $1 != -- ]]; do envs+=("$1"); shift; done
+  shift
+  echo
+  echo "======== $name: configure + build in ${dir#"$ROOT"/}"
+  local t0=$SECONDS
+  if ! cmake -S "$ROOT" -B "$dir" -DSLIRPNETD_WERROR="$WERROR" "$@" ||
+     ! cmake --build "$dir" -j "$JOBS"; then
+    record FAIL "$name: build" $((SECONDS - t0))
+    return
+  fi
+  record PASS "$name: build" $((SECONDS - t0))
+
+  echo "======== $name: ctest"
+  t0=$SECONDS
+  local log=$dir/ctest-summary.log status=0
+  env "${envs[@]}" ctest --test-dir "$dir" --output-on-failure --timeout 300 -j "$JOBS" \
+    "${EXTRA_CTEST[@]}" 2>&1 | tee "$log" || status=$?
+  local line
+  line=$(grep -E 'tests passed, [0-9]+ tests? failed out of' "$log" | tail -1)
+  if ((status == 0)) && [[ -n $line ]]; then
+    record PASS "$name: ctest" $((SECONDS - t0)) "$line"
+  else
+    record FAIL "$name: ctest" $((SECONDS - t0)) "${line:-ctest exited with status $status}"
+    # The names of the failed tests, for the summary.
+    local l
+    while read -r l; do SUMMARY+=("        $l"); done < <(
+      sed -n '/The following tests FAILED:/,$p' "$log" | grep -E '^[[:space:]]+[0-9]+ - ')
+  fi
+}
+
+suite "default (g++)" "$BUILD" -- -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+if [[ ${SLIRPNETD_SANITIZERS:-1} != 0 ]]; then
+  suite "asan+ubsan (g++)" "$BUILD-asan" \
+    "ASAN_OPTIONS=halt_on_error=1:exitcode=86:detect_leaks=1:abort_on_error=0" \
+    "UBSAN_OPTIONS=halt_on_error=1:exitcode=87:print_stacktrace=1" \
+    "SLIRPNETD_TIME_SCALE=3" \
+    -- -DCMAKE_CXX_COMPILER=g++ -DSLIRPNETD_SANITIZE=address -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  suite "tsan (clang++)" "$BUILD-tsan" \
+    "TSAN_OPTIONS=halt_on_error=1:exitcode=88:second_deadlock_stack=1" \
+    "SLIRPNETD_TIME_SCALE=4" \
+    -- -DCMAKE_CXX_COMPILER=clang++ -DSLIRPNETD_SANITIZE=thread -DCMAKE_BUILD_TYPE=RelWithDebInfo
+else
+  echo "test.sh: SLIRPNETD_SANITIZERS=0: skipping the ASan/UBSan and TSan builds"
+fi
+
+echo
+echo "======== summary ($((SECONDS - START)) s)"
+printf '%s\n' "${SUMMARY[@]}"
+if ((FAILED)); then
+  echo "RESULT: FAILED"
+  exit 1
+fi
+echo "RESULT: ALL PASSED"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# slirpnetd improvement (slirp4netns 1.2.0 is killed by the default action, status 143/130, and
+# leaves the socket behind; spec §4.3): SIGTERM and SIGINT end the daemon with status 0 and remove
+# the API socket file, and the TAP disappears.
+# shellcheck source=tests/integration/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+for sig in TERM INT; do
+  start_container
+  sock=$TMP/api-$sig.sock
+  start_daemon -c -a "$sock" "$C" tap0
+  wait_for_addr "$C" tap0 "inet 10.0.2.100/24"
+  wait_daemon "[[ -S $sock ]]" 10
+  kill -s "$sig" "$DAEMON_PID"
+  expect_exit "$DAEMON_PID" 10 "daemon after SIG$sig"
+  assert_eq 0 "$EXIT_STATUS" "daemon exit status after SIG$sig"
+  [[ ! -e $sock ]] || fail "API socket file $sock left behind after SIG$sig"
+  wait_for "! in_ns $C ip link show dev tap0" 5
+  kill_quietly "$C"
+done
+pass

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# slirpnetd improvement (slirp4netns 1.2.0 keeps running; spec §4.3): when the process whose
+# network namespace the daemon serves (pid mode) dies, the daemon exits within a few seconds and
+# removes its API socket file.
+# shellcheck source=tests/integration/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+start_container
+start_daemon -c -a "$TMP/api.sock" "$C" tap0
+wait_for_addr "$C" tap0 "inet 10.0.2.100/24"
+wait_daemon "[[ -S $TMP/api.sock ]]" 10
+kill_quietly "$C"
+expect_exit "$DAEMON_PID" 5 "daemon after the target process died"
+log "daemon exit status after the target died: $EXIT_STATUS"
+[[ ! -e $TMP/api.sock ]] || fail "API socket file left behind after the target died"
+pass
