@@ -143,6 +143,22 @@ int set_txqueuelen(const char* ifname, int qlen) {
 }
 
 // slirp4netns's configure_network(), step for step and message for message (spec §2.2).
+// slirpnetd addition: slirp4netns issue #128 (its man page, BUGS). Kernel 4.20 raised the default
+// tcp_rmem[1] from 87380 to 131072, which slows port forwarding through libslirp (no window
+// scaling). The man page's workaround, applied in the target netns (the file is per-netns and
+// writable by the netns owner's root), only when the value is still the kernel default.
+void lower_tcp_rmem() {
+  UniqueFd fd(::open("/proc/sys/net/ipv4/tcp_rmem", O_RDWR | O_CLOEXEC));
+  if (!fd) return;
+  char cur[64] = {};
+  if (::read(fd.get(), cur, sizeof cur - 1) <= 0) return;
+  unsigned lo = 0, def = 0, hi = 0;
+  if (std::sscanf(cur, "%u %u %u", &lo, &def, &hi) != 3 || def != 131072) return;
+  static const char kValue[] = "4096 87380 6291456\n";
+  if (::pwrite(fd.get(), kValue, sizeof kValue - 1, 0) < 0)
+    std::fprintf(stderr, "WARNING: cannot lower tcp_rmem in the namespace: %s\n", std::strerror(errno));
+}
+
 bool child_configure(const std::string& tapname, const config::NetConfig& net) {
   UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!sock) {
@@ -210,6 +226,7 @@ bool child_configure(const std::string& tapname, const config::NetConfig& net) {
                    kTapTxQueueLen, std::strerror(err));
     }
   }
+  lower_tcp_rmem();
   return true;
 }
 

@@ -19,6 +19,12 @@ sock=$TMP/api.sock
 start_daemon ${FWD_EXTRA:-} -c -6 -a "$sock" "$C" tap0
 wait_for_addr "$C" tap0 "inet 10.0.2.100/24"
 wait_daemon "[[ -S $sock ]]" 10
+# -c also applies slirp4netns's documented tcp_rmem workaround (its issue #128) in the container
+# when the kernel default (131072) is still in place, and never touches the outer namespace's.
+if [[ $(awk '{print $2}' /proc/sys/net/ipv4/tcp_rmem) == 131072 ]]; then
+  assert_eq 87380 "$(in_ns "$C" awk '{print $2}' /proc/sys/net/ipv4/tcp_rmem)" "tcp_rmem default inside"
+  assert_eq 131072 "$(awk '{print $2}' /proc/sys/net/ipv4/tcp_rmem)" "tcp_rmem default outside"
+fi
 
 add() {  # PROTO HOST_ADDR HOST_PORT GUEST_PORT -> prints the id
   local reply
