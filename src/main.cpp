@@ -1,5 +1,12 @@
 // slirpnetd: user-mode networking for unprivileged network namespaces.
-// All the work is in src/daemon (start-up order, supervision) and the modules it wires together.
-#include "daemon/daemon.hpp"
+// All the work is in src/daemon (start-up order, supervision) and the modules it wires together;
+// `slirpnetd run ...` is the one-command mode (src/run).
+#include <cstring>
 
-int main(int argc, char* argv[]) { return slirpnetd::daemon::run(argc, argv); }
+#include "daemon/daemon.hpp"
+#include "run/run.hpp"
+
+int main(int argc, char* argv[]) {
+  if (argc > 1 && std::strcmp(argv[1], "run") == 0) return slirpnetd::run::main(argc - 1, argv + 1);
+  return slirpnetd::daemon::run(argc, argv);
+}

@@ -183,6 +183,12 @@ void build_option_table(CLI::App& app, ParseState& st, std::ostream& out, std::o
       fail("--cpu-affinity must be three CPU numbers: READER,WRITER,SLIRP");
     o.cpu_affinity = v;
   });
+  value("--forward-mode", [&o, fail](const std::string& v) {
+    if (v != "slirp" && v != "splice") fail("--forward-mode must be slirp or splice");
+    o.forward_mode = v == "splice" ? ForwardMode::Splice : ForwardMode::Slirp;
+    if (o.forward_mode == ForwardMode::Splice) o.enable_splice = true;
+  });
+  flag("--splice", [&o] { o.enable_splice = true; });
 
   app.add_option("ARGS", st.positionals);
 }
@@ -531,6 +537,7 @@ std::optional<NetConfig> make_net_config(const Options& opts, std::ostream& err)
   net.dns6 = fd00(3);
   net.disable_host_loopback = opts.disable_host_loopback;
   net.disable_dns = opts.disable_dns;
+  net.forward_mode = opts.forward_mode;
 
   // The outbound and MAC messages are slirp4netns's texts (the "iterface" typo included); slirp4netns
   // prints them without a trailing newline, we end the line.
@@ -602,7 +609,12 @@ void print_usage(std::ostream& out) {
          "--stats                  print frame pipeline counters at exit (slirpnetd extension)\n"
          "--offload=on|off         checksum/TSO offloads on the TAP (default=on; slirpnetd extension)\n"
          "--spin-us=N              busy-poll input N us before sleeping (default=0; slirpnetd extension)\n"
-         "--cpu-affinity=R,W,S     pin TAP reader, TAP writer, slirp threads to CPUs (slirpnetd extension)\n";
+         "--cpu-affinity=R,W,S     pin TAP reader, TAP writer, slirp threads to CPUs (slirpnetd extension)\n"
+         "--splice                 allow add_hostfwd \"mode\":\"splice\" (splice(2) forwarder; slirpnetd extension)\n"
+         "--forward-mode=MODE      add_hostfwd's default: slirp or splice (default=slirp; splice implies\n"
+         "                         --splice; slirpnetd extension)\n"
+         "\n"
+         "One-command mode: slirpnetd run [OPTION]... -- CMD [ARG]...  (see slirpnetd run --help)\n";
 }
 
 void print_version(std::ostream& out) {

@@ -17,6 +17,8 @@ namespace slirpnetd::config {
 
 enum class NetnsType { Pid, Path, TapFd };
 enum class TargetType { Netns, Bess };
+// How add_hostfwd forwards by default: through libslirp, or with the splice forwarder (src/fwd).
+enum class ForwardMode { Slirp, Splice };
 
 struct Options {
   bool configure = false;
@@ -49,6 +51,11 @@ struct Options {
   bool offload = true;       // --offload=on|off: IFF_VNET_HDR with checksum/TSO offloads on the TAP
   int spin_us = 0;           // --spin-us=N: the slirp thread busy-polls its input this long
   std::string cpu_affinity;  // --cpu-affinity=R,W,S: CPUs for the TAP reader, writer, slirp thread
+  ForwardMode forward_mode = ForwardMode::Slirp;  // --forward-mode=slirp|splice: add_hostfwd's default
+  // --splice (implied by --forward-mode=splice): start the splice forwarder, whose connector
+  // is an extra child process in the target netns. Off by default, so the process model Podman and
+  // RootlessKit see (one daemon process) is unchanged.
+  bool enable_splice = false;
 };
 
 struct ParseResult {
@@ -84,6 +91,7 @@ struct NetConfig {
   std::optional<sockaddr_in> outbound4;
   std::optional<sockaddr_in6> outbound6;
   std::optional<std::array<uint8_t, 6>> mac;
+  ForwardMode forward_mode = ForwardMode::Slirp;  // add_hostfwd's default "mode"
 };
 
 // Validates --cidr, --outbound-addr(6) and --macaddress in slirp4netns's order, printing its

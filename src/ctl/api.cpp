@@ -155,9 +155,24 @@ struct Commands {
       return error_reply("add_hostfwd: bad arguments.proto");
     fwd.udp = name_of(*proto) == "udp";
 
+    // slirpnetd extension: "mode" and "proxy_protocol" (see Hostfwd).
+    fwd.splice = api.default_splice_;
+    if (const Value* mode = member(args, "mode")) {
+      if (!mode->IsString() || (name_of(*mode) != "slirp" && name_of(*mode) != "splice"))
+        return error_reply("add_hostfwd: bad arguments.mode");
+      fwd.splice = name_of(*mode) == "splice";
+    }
+    if (const Value* pp = member(args, "proxy_protocol")) {
+      if (!pp->IsBool() || (pp->GetBool() && !fwd.splice))
+        return error_reply("add_hostfwd: bad arguments.proxy_protocol");
+      fwd.proxy_protocol = pp->GetBool();
+    }
+    if (fwd.splice && fwd.udp) return error_reply("add_hostfwd: splice mode is TCP only");
+    const bool allow6 = api.enable_ipv6_ || fwd.splice;
+
     in_addr any{};
     any.s_addr = htonl(INADDR_ANY);
-    if (!parse_addr(member(args, "host_addr"), api.enable_ipv6_, any, fwd.host, fwd.host_len))
+    if (!parse_addr(member(args, "host_addr"), allow6, any, fwd.host, fwd.host_len))
       return error_reply("add_hostfwd: bad arguments.host_addr");
     const auto host_port = integer(member(args, "host_port"), 1, 65535);
     if (!host_port) return error_reply("add_hostfwd: bad arguments.host_port");
@@ -167,7 +182,7 @@ struct Commands {
     // "::" for an IPv6 host: libslirp resolves "::" to the guest's SLAAC address when a connection
     // arrives. (Forwarding an IPv6 host socket to the IPv4 guest does not work in libslirp 4.7: a
     // loopback peer is translated to fd00::2, which cannot reach an IPv4 address.)
-    if (!parse_addr(member(args, "guest_addr"), api.enable_ipv6_, api.default_guest_, fwd.guest,
+    if (!parse_addr(member(args, "guest_addr"), allow6, api.default_guest_, fwd.guest,
                     fwd.guest_len))
       return error_reply("add_hostfwd: bad arguments.guest_addr");
     const Value* guest_text = member(args, "guest_addr");
@@ -185,7 +200,7 @@ struct Commands {
 
     if (int rc = api.backend_.add_hostfwd(fwd); rc != 0) {
       log_failure(api.log_, "add_hostfwd", rc);
-      return error_reply("add_hostfwd: slirp_add_hostfwd failed");
+      return error_reply(fwd.splice ? "add_hostfwd: splice forward failed" : "add_hostfwd: slirp_add_hostfwd failed");
     }
     const int id = api.next_id_++;
     api.forwards_.emplace(id, fwd);
@@ -214,6 +229,14 @@ struct Commands {
         w.String(addr_text(fwd.guest).c_str());
         w.Key("guest_port");
         w.Int(port_of(fwd.guest));
+        if (fwd.splice) {  // slirp entries stay byte-identical to slirp4netns's
+          w.Key("mode");
+          w.String("splice");
+          if (fwd.proxy_protocol) {
+            w.Key("proxy_protocol");
+            w.Bool(true);
+          }
+        }
         w.EndObject();
       }
       w.EndArray();
@@ -237,7 +260,8 @@ struct Commands {
     if (it == api.forwards_.end()) return error_reply("remove_hostfwd: bad arguments.id");
     if (int rc = api.backend_.remove_hostfwd(it->second); rc != 0) {
       log_failure(api.log_, "remove_hostfwd", rc);
-      return error_reply("remove_hostfwd: slirp_remove_hostfwd failed");  // entry kept
+      return error_reply(it->second.splice ? "remove_hostfwd: splice forward removal failed"
+                                           : "remove_hostfwd: slirp_remove_hostfwd failed");  // entry kept
     }
     api.forwards_.erase(it);
     return R"({"return":{}})";
@@ -257,7 +281,11 @@ struct Commands {
 };
 
 Api::Api(Backend& backend, const config::NetConfig& net, std::FILE* log)
-    : backend_(backend), default_guest_(net.guest), enable_ipv6_(net.enable_ipv6), log_(log) {}
+    : backend_(backend),
+      default_guest_(net.guest),
+      enable_ipv6_(net.enable_ipv6),
+      default_splice_(net.forward_mode == config::ForwardMode::Splice),
+      log_(log) {}
 
 std::string Api::handle_request(std::string_view request) {
   rapidjson::Document doc;

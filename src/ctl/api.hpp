@@ -25,8 +25,14 @@ namespace slirpnetd::ctl {
 // The backend maps this onto slirp_add_hostxfwd(); choosing SLIRP_HOSTFWD_V6ONLY for an IPv6 host
 // is its business (recommended: set it, so that [::]:P and 0.0.0.0:P can both be forwarded; see
 // libslirp-notes.md §1.6).
+//
+// slirpnetd extension: "mode":"splice" (default: NetConfig::forward_mode) forwards with the splice
+// forwarder (src/fwd) instead of libslirp: TCP only; IPv6 addresses accepted without -6 (no libslirp
+// involved). "proxy_protocol":true (splice only) sends a PROXY v2 header to the inner server.
 struct Hostfwd {
   bool udp = false;
+  bool splice = false;
+  bool proxy_protocol = false;
   sockaddr_storage host{};  // AF_INET or AF_INET6 with the port set
   socklen_t host_len = 0;
   sockaddr_storage guest{};
@@ -74,6 +80,7 @@ class Api {
   Backend& backend_;
   in_addr default_guest_;
   bool enable_ipv6_;
+  bool default_splice_;
   std::FILE* log_;
   std::map<int, Hostfwd> forwards_;
   int next_id_ = 1;  // ids of successful adds only; never reused

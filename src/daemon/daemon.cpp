@@ -5,13 +5,18 @@
 //   -> TAP writer, TAP reader, control thread -> seccomp (TSYNC: all threads) -> ready-fd
 // then the main thread supervises: exit-fd, SIGTERM/SIGINT/SIGHUP, the target process exiting,
 // and the TAP going away all end the daemon with status 0 after an orderly stop.
+// Splice forwarding (src/fwd), with --splice: its connector child is forked right after the TAP
+// child, while we are still single-threaded, and joins the target's namespaces; the forwarder's
+// threads start with the pipeline's.
 #include "daemon/daemon.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -28,6 +33,8 @@
 #include "config/options.hpp"
 #include "ctl/api_server.hpp"
 #include "daemon/slirp_backend.hpp"
+#include "fwd/connector.hpp"
+#include "fwd/forwarder.hpp"
 #include "io/frame_channel.hpp"
 #include "io/stats.hpp"
 #include "io/tap_threads.hpp"
@@ -80,6 +87,58 @@ class GoneSignal {
   std::atomic<bool> raised_{false};
 };
 
+// While it lives, stderr (fd 2) goes to a memfd; replay() copies what was written to the real
+// stderr. For quiet mode: the TAP child's "sent tapfd" lines are shown only when it failed.
+class StderrCapture {
+ public:
+  explicit StderrCapture(bool on) {
+    if (!on) return;
+    std::fflush(stderr);
+    mem_.reset(::memfd_create("stderr", MFD_CLOEXEC));
+    saved_.reset(::fcntl(2, F_DUPFD_CLOEXEC, 3));
+    if (!mem_ || !saved_ || ::dup2(mem_.get(), 2) < 0) {
+      mem_.reset();
+      saved_.reset();
+    }
+  }
+  ~StderrCapture() {
+    if (!saved_) return;
+    std::fflush(stderr);
+    ::dup2(saved_.get(), 2);
+  }
+  void replay() {
+    if (!mem_) return;
+    std::fflush(stderr);
+    char buf[4096];
+    ssize_t n;
+    off_t off = 0;
+    while ((n = ::pread(mem_.get(), buf, sizeof buf, off)) > 0) {
+      [[maybe_unused]] ssize_t w = ::write(saved_.get(), buf, static_cast<size_t>(n));
+      off += n;
+    }
+  }
+
+ private:
+  UniqueFd mem_, saved_;
+};
+
+// The connector for splice forwards joins the namespaces the TAP child joined.
+std::unique_ptr<fwd::Connector> start_connector(const config::Options& opts) {
+  if (!opts.enable_splice) return nullptr;
+  if (opts.target_type != config::TargetType::Netns || opts.netns_type == config::NetnsType::TapFd) {
+    spdlog::warn("--splice needs a network namespace (pid or path mode): splice forwarding unavailable");
+    return nullptr;
+  }
+  std::string netns = opts.netns_path, userns = opts.userns_path;
+  if (opts.netns_type == config::NetnsType::Pid) {
+    netns = "/proc/" + std::to_string(opts.target_pid) + "/ns/net";
+    if (userns.empty()) userns = "/proc/" + std::to_string(opts.target_pid) + "/ns/user";
+  }
+  auto c = fwd::Connector::start(netns, userns);
+  if (!c) spdlog::warn("splice forwarding unavailable: the connector did not start");
+  return c;
+}
+
 }  // namespace
 
 int run(int argc, char* argv[]) {
@@ -87,7 +146,10 @@ int run(int argc, char* argv[]) {
   auto parsed = config::parse_args(argc, argv, std::cout, std::cerr);
   std::cout.flush();
   if (parsed.exit_status) return *parsed.exit_status;
-  const config::Options& opts = parsed.options;
+  return serve(parsed.options);
+}
+
+int serve(const config::Options& opts, const Hooks& hooks) {
   auto net = config::make_net_config(opts, std::cerr);
   if (!net) return EXIT_FAILURE;
 
@@ -99,10 +161,18 @@ int run(int argc, char* argv[]) {
   if (opts.target_type == config::TargetType::Netns && opts.netns_type == config::NetnsType::Pid)
     target_pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, opts.target_pid, 0)));
 
-  ns::TapResult tap = ns::open_tap(opts, *net);
+  ns::TapResult tap;
+  {
+    StderrCapture capture(hooks.quiet);
+    tap = ns::open_tap(opts, *net);
+    if (!tap.fd) capture.replay();
+  }
   if (!tap.fd) return tap.exit_status;
-  config::print_banner(std::cout, opts, *net);
-  std::cout.flush();
+  std::unique_ptr<fwd::Connector> connector = start_connector(opts);
+  if (!hooks.quiet) {
+    config::print_banner(std::cout, opts, *net);
+    std::cout.flush();
+  }
 
   if (opts.enable_sandbox && !ns::enter_userns_for_sandbox(opts)) {
     std::fprintf(stderr, "parent failed\n");
@@ -157,7 +227,16 @@ int run(int argc, char* argv[]) {
   writer.start(cpu[1]);
   io::TapReader reader(tap.fd.get(), vnet_hdr, rx, slirp_waker, stats.rx, on_gone);
   reader.start(cpu[0]);
+  std::unique_ptr<fwd::Forwarder> forwarder;
+  if (connector) {
+    try {
+      forwarder = std::make_unique<fwd::Forwarder>(*connector);
+    } catch (const std::exception& e) {
+      spdlog::warn("splice forwarding unavailable: {}", e.what());
+    }
+  }
   SlirpBackend backend(slirp, stats, rx, tx);
+  backend.set_forwarder(forwarder.get());
   if (api) api->start(backend);
 
   if (opts.enable_seccomp && !ns::enable_seccomp()) {
@@ -165,29 +244,32 @@ int run(int argc, char* argv[]) {
     if (api) api->stop();  // the control thread uses `backend`, destroyed first on return
     return do_slirp_failed();
   }
-  write_ready(opts.ready_fd);
+  bool ready = true;
+  if (hooks.on_ready) ready = hooks.on_ready(backend, *net);
+  if (ready) write_ready(opts.ready_fd);
 
   enum { kSignal, kGone, kTarget, kExitFd };
   pollfd pfd[4] = {{sigfd.get(), POLLIN, 0}, {gone.fd(), POLLIN, 0}, {target_pidfd.get(), POLLIN, 0},
                    {opts.exit_fd, POLLHUP, 0}};
-  for (bool done = false; !done;) {
+  for (bool done = !ready; !done;) {
     if (::poll(pfd, 4, -1) < 0) {
       if (errno == EINTR) continue;
       spdlog::error("poll: {}", std::strerror(errno));
       break;
     }
     if (pfd[kExitFd].revents) {
-      std::fprintf(stderr, "exitfd event\n");
+      if (!hooks.quiet) std::fprintf(stderr, "exitfd event\n");
       done = true;
     }
     if (pfd[kSignal].revents) {
       signalfd_siginfo si{};
       if (::read(sigfd.get(), &si, sizeof si) == sizeof si)
-        std::fprintf(stderr, "received signal %s: exiting\n", strsignal(static_cast<int>(si.ssi_signo)));
+        if (!hooks.quiet)
+          std::fprintf(stderr, "received signal %s: exiting\n", strsignal(static_cast<int>(si.ssi_signo)));
       done = true;
     }
     if (pfd[kTarget].revents) {
-      std::fprintf(stderr, "target process %d exited: exiting\n", static_cast<int>(opts.target_pid));
+      if (!hooks.quiet) std::fprintf(stderr, "target process %d exited: exiting\n", static_cast<int>(opts.target_pid));
       done = true;
     }
     if (pfd[kGone].revents) done = true;
@@ -195,13 +277,14 @@ int run(int argc, char* argv[]) {
 
   // Orderly stop: no more commands, no more input, then libslirp, then the last frames out.
   if (api) api->stop();
+  if (forwarder) forwarder->stop();
   reader.stop();
   slirp.stop();
   writer.stop();
-  std::fprintf(stderr, "do_slirp is exiting\n");
+  if (!hooks.quiet) std::fprintf(stderr, "do_slirp is exiting\n");
   if (opts.print_stats) std::fputs(io::stats_text(stats).c_str(), stderr);
   api.reset();  // removes the socket file
-  return EXIT_SUCCESS;
+  return ready ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
 }  // namespace slirpnetd::daemon

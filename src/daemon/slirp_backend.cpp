@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <future>
 #include <memory>
+#include <string>
 
 namespace slirpnetd::daemon {
 
@@ -46,6 +47,10 @@ int call(slirp::SlirpThread& thread, Op op) {
 
 int SlirpBackend::add_hostfwd(const ctl::Hostfwd& fwd) {
   if (!valid_family(fwd.host, fwd.host_len) || !valid_family(fwd.guest, fwd.guest_len)) return -EAFNOSUPPORT;
+  if (fwd.splice) {
+    if (forwarder_ == nullptr || fwd.udp) return -ENOTSUP;
+    return forwarder_->add(fwd.host, fwd.host_len, fwd.guest, fwd.guest_len, fwd.proxy_protocol);
+  }
   return call(slirp_, [fwd](Slirp* s) {
     if (fwd.host.ss_family == AF_INET && fwd.guest.ss_family == AF_INET) {
       // The IPv4-only entry point, exactly as slirp4netns calls it.
@@ -60,6 +65,7 @@ int SlirpBackend::add_hostfwd(const ctl::Hostfwd& fwd) {
 
 int SlirpBackend::remove_hostfwd(const ctl::Hostfwd& fwd) {
   if (!valid_family(fwd.host, fwd.host_len)) return -EAFNOSUPPORT;
+  if (fwd.splice) return forwarder_ ? forwarder_->remove(fwd.host, fwd.host_len) : -ENOTSUP;
   return call(slirp_, [fwd](Slirp* s) {
     if (fwd.host.ss_family == AF_INET) {
       const auto& h = reinterpret_cast<const sockaddr_in&>(fwd.host);
@@ -69,6 +75,17 @@ int SlirpBackend::remove_hostfwd(const ctl::Hostfwd& fwd) {
   });
 }
 
-std::string SlirpBackend::stats_json() { return io::stats_json(stats_, rx_.depth(), tx_.depth()); }
+std::string SlirpBackend::stats_json() {
+  std::string json = io::stats_json(stats_, rx_.depth(), tx_.depth());
+  if (forwarder_ != nullptr && !json.empty() && json.back() == '}') {
+    const fwd::ForwarderStats& f = forwarder_->stats();
+    json.pop_back();
+    json += R"(,"splice":{"accepted":)" + std::to_string(f.accepted.load()) +
+            R"(,"connect_failed":)" + std::to_string(f.connect_failed.load()) +
+            R"(,"active":)" + std::to_string(f.active.load()) + R"(,"bytes_in":)" +
+            std::to_string(f.bytes_in.load()) + R"(,"bytes_out":)" + std::to_string(f.bytes_out.load()) + "}}";
+  }
+  return json;
+}
 
 }  // namespace slirpnetd::daemon

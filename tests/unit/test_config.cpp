@@ -680,3 +680,25 @@ TEST_CASE("banner byte for byte", "[banner]") {
           "prohibit connecting to 127.0.0.1:*)\n");
   }
 }
+
+TEST_CASE("forward-mode option (slirpnetd extension)", "[parse][splice]") {
+  auto r = parse({"1", "tap0"});
+  CHECK(r.status == std::nullopt);
+  CHECK(r.opts.forward_mode == ForwardMode::Slirp);
+  CHECK(!r.opts.enable_splice);
+  r = parse({"--splice", "1", "tap0"});
+  CHECK(r.opts.enable_splice);
+  CHECK(r.opts.forward_mode == ForwardMode::Slirp);
+  r = parse({"--forward-mode=splice", "1", "tap0"});
+  REQUIRE(r.status == std::nullopt);
+  CHECK(r.opts.forward_mode == ForwardMode::Splice);
+  CHECK(r.opts.enable_splice);
+  std::ostringstream err;
+  auto net = make_net_config(r.opts, err);
+  REQUIRE(net);
+  CHECK(net->forward_mode == ForwardMode::Splice);
+  r = parse({"--forward-mode", "slirp", "1", "tap0"});
+  CHECK(r.opts.forward_mode == ForwardMode::Slirp);
+  require_error(parse({"--forward-mode=fast", "1", "tap0"}), "--forward-mode must be slirp or splice");
+  CHECK(usage().find("--forward-mode=MODE") != std::string::npos);
+}

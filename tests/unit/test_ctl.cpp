@@ -386,3 +386,51 @@ TEST_CASE("every reply is a JSON object, whatever the input", "[ctl][api][fuzz]"
   CHECK(ok > 0);  // the mutations did reach the commands
   CHECK(errors > ok);
 }
+
+TEST_CASE("add_hostfwd mode splice and proxy_protocol (slirpnetd extension)", "[ctl][api][splice]") {
+  FakeBackend backend;
+  Api api(backend, test_net(), nullptr);
+  REQUIRE(api.handle_request(add(8080, 80, R"(,"mode":"splice")")) == R"({"return":{"id":1}})");
+  REQUIRE(backend.added.size() == 1);
+  CHECK(backend.added[0].splice);
+  CHECK(!backend.added[0].proxy_protocol);
+  CHECK(addr4(backend.added[0].guest) == "10.0.2.100:80");
+  REQUIRE(api.handle_request(add(8081, 80, R"(,"mode":"slirp")")) == R"({"return":{"id":2}})");
+  CHECK(!backend.added[1].splice);
+  REQUIRE(api.handle_request(add(8082, 80, R"(,"mode":"splice","proxy_protocol":true)")) == R"({"return":{"id":3}})");
+  CHECK(backend.added[2].proxy_protocol);
+  // IPv6 host addresses are accepted for splice without --enable-ipv6; "" guest means "::".
+  REQUIRE(api.handle_request(add(8083, 80, R"(,"mode":"splice","host_addr":"::1")")) == R"({"return":{"id":4}})");
+  CHECK(addr6(backend.added[3].host) == "[::1]:8083");
+  CHECK(addr6(backend.added[3].guest) == "[::]:80");
+  CHECK(api.handle_request(add(8084, 80, R"(,"host_addr":"::1")")) == err("add_hostfwd: bad arguments.host_addr"));
+
+  CHECK(api.handle_request(add(8085, 80, R"(,"mode":"fast")")) == err("add_hostfwd: bad arguments.mode"));
+  CHECK(api.handle_request(add(8085, 80, R"(,"mode":1)")) == err("add_hostfwd: bad arguments.mode"));
+  CHECK(api.handle_request(add(8085, 80, R"(,"proxy_protocol":true)")) == err("add_hostfwd: bad arguments.proxy_protocol"));
+  CHECK(api.handle_request(add(8085, 80, R"(,"mode":"splice","proxy_protocol":"yes")")) ==
+        err("add_hostfwd: bad arguments.proxy_protocol"));
+  CHECK(api.handle_request(R"({"execute":"add_hostfwd","arguments":{"proto":"udp","host_port":53,"guest_port":53,"mode":"splice"}})") ==
+        err("add_hostfwd: splice mode is TCP only"));
+  CHECK(api.handle_request(add(8080, 80, R"(,"mode":"splice")")) == err("add_hostfwd: splice forward failed"));
+
+  // Listed with "mode" (and "proxy_protocol" when set); slirp entries unchanged.
+  CHECK(api.handle_request(R"({"execute":"list_hostfwd"})") ==
+        list_reply(R"({"id":1,"proto":"tcp","host_addr":"0.0.0.0","host_port":8080,"guest_addr":"10.0.2.100","guest_port":80,"mode":"splice"},)"
+                   R"({"id":2,"proto":"tcp","host_addr":"0.0.0.0","host_port":8081,"guest_addr":"10.0.2.100","guest_port":80},)"
+                   R"({"id":3,"proto":"tcp","host_addr":"0.0.0.0","host_port":8082,"guest_addr":"10.0.2.100","guest_port":80,"mode":"splice","proxy_protocol":true},)"
+                   R"({"id":4,"proto":"tcp","host_addr":"::1","host_port":8083,"guest_addr":"::","guest_port":80,"mode":"splice"})"));
+  REQUIRE(api.handle_request(remove(1)) == R"({"return":{}})");
+  CHECK(backend.removed.back().splice);
+}
+
+TEST_CASE("forward-mode splice makes splice the default", "[ctl][api][splice]") {
+  FakeBackend backend;
+  auto net = test_net();
+  net.forward_mode = slirpnetd::config::ForwardMode::Splice;
+  Api api(backend, net, nullptr);
+  REQUIRE(api.handle_request(add(8080, 80)) == R"({"return":{"id":1}})");
+  CHECK(backend.added.back().splice);
+  REQUIRE(api.handle_request(add(8081, 80, R"(,"mode":"slirp")")) == R"({"return":{"id":2}})");
+  CHECK(!backend.added.back().splice);
+}

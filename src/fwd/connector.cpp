@@ -1,0 +1,171 @@
+// fwd/connector.cpp: the connector child and its request/reply protocol.
+//
+// Request (one SEQPACKET message): Request{addr, len}. Reply: Reply{err}, with the socket attached
+// (SCM_RIGHTS) when err == 0.
+#include "fwd/connector.hpp"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+
+namespace slirpnetd::fwd {
+namespace {
+
+struct Request {
+  sockaddr_storage addr;
+  socklen_t len;
+};
+struct Reply {
+  int err;  // 0 or an errno
+};
+
+// Every fd but 0, 1, 2 and `keep`: the child must not hold the TAP, the ready-fd or the API
+// socket (a client waiting for EOF on the ready pipe would wait for us).
+void close_all_but(int keep) {
+  if (keep > 3) ::syscall(SYS_close_range, 3u, static_cast<unsigned>(keep - 1), 0u);
+  ::syscall(SYS_close_range, static_cast<unsigned>(keep + 1), UINT_MAX, 0u);
+}
+
+bool join(const std::string& path, int nstype, bool must) {
+  if (path.empty()) return true;
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    std::perror(path.c_str());
+    return !must;
+  }
+  if (::setns(fd.get(), nstype) < 0 && must) {
+    std::fprintf(stderr, "connector: setns(%s): %s\n", path.c_str(), std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+void loopback_if_unspecified(sockaddr_storage& ss) {
+  if (ss.ss_family == AF_INET) {
+    auto& a = reinterpret_cast<sockaddr_in&>(ss).sin_addr;
+    if (a.s_addr == htonl(INADDR_ANY)) a.s_addr = htonl(INADDR_LOOPBACK);
+  } else if (ss.ss_family == AF_INET6) {
+    auto& a = reinterpret_cast<sockaddr_in6&>(ss).sin6_addr;
+    if (IN6_IS_ADDR_UNSPECIFIED(&a)) a = in6addr_loopback;
+  }
+}
+
+void send_reply(int sock, int err, int fd) {
+  Reply reply{err};
+  iovec iov{&reply, sizeof reply};
+  alignas(cmsghdr) char buf[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (fd >= 0) {
+    msg.msg_control = buf;
+    msg.msg_controllen = sizeof buf;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  }
+  while (::sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+  }
+}
+
+[[noreturn]] void child_main(int sock, const std::string& netns, const std::string& userns) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  close_all_but(sock);
+  ::prctl(PR_SET_NAME, "slirpnetd-conn");
+  join(userns, CLONE_NEWUSER, false);
+  if (!join(netns, CLONE_NEWNET, true)) ::_exit(1);
+  for (;;) {
+    Request req{};
+    const ssize_t n = ::recv(sock, &req, sizeof req, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) ::_exit(0);  // the daemon is gone
+    if (n != sizeof req || (req.addr.ss_family != AF_INET && req.addr.ss_family != AF_INET6) ||
+        req.len > sizeof req.addr) {
+      send_reply(sock, EINVAL, -1);
+      continue;
+    }
+    loopback_if_unspecified(req.addr);
+    UniqueFd s(::socket(req.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!s) {
+      send_reply(sock, errno, -1);
+      continue;
+    }
+    if (::connect(s.get(), reinterpret_cast<const sockaddr*>(&req.addr), req.len) < 0 && errno != EINPROGRESS) {
+      send_reply(sock, errno, -1);
+      continue;
+    }
+    send_reply(sock, 0, s.get());
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Connector> Connector::start(const std::string& netns_path, const std::string& userns_path) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+    std::perror("connector: socketpair");
+    return nullptr;
+  }
+  UniqueFd ours(sv[0]), theirs(sv[1]);
+  std::fflush(nullptr);
+  // Raw clone (fork semantics) for the reason given in ns/tap.cpp: no TSan runtime thread.
+  const pid_t pid = static_cast<pid_t>(::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+  if (pid < 0) {
+    std::perror("connector: fork");
+    return nullptr;
+  }
+  if (pid == 0) child_main(theirs.get(), netns_path, userns_path);
+  return std::unique_ptr<Connector>(new Connector(std::move(ours), pid));
+}
+
+Connector::~Connector() {
+  sock_.reset();
+  int status;
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+}
+
+int Connector::connect(const sockaddr_storage& to, socklen_t len, UniqueFd& out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Request req{to, len};
+  ssize_t n;
+  do n = ::send(sock_.get(), &req, sizeof req, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n != sizeof req) return n < 0 ? -errno : -EIO;
+
+  Reply reply{};
+  iovec iov{&reply, sizeof reply};
+  alignas(cmsghdr) char buf[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = buf;
+  msg.msg_controllen = sizeof buf;
+  do n = ::recvmsg(sock_.get(), &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return -errno;
+  if (n != sizeof reply) return -EPIPE;  // the child died
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (c != nullptr && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+      c->cmsg_len == CMSG_LEN(sizeof(int))) {
+    int fd;
+    std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    out.reset(fd);
+  }
+  if (reply.err != 0) return -reply.err;
+  return out ? 0 : -EPROTO;
+}
+
+}  // namespace slirpnetd::fwd

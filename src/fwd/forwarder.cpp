@@ -1,0 +1,400 @@
+// fwd/forwarder.cpp: listeners, connections and the splice pump.
+//
+// A connection is two sockets (client: accepted on the host; inner: from the Connector, in the
+// container) and two pipes. Both sockets are in their worker's epoll, edge-triggered; on any event
+// the worker pumps both directions until neither makes progress:
+//   src --splice--> pipe --splice--> dst
+// Waiting states are then exactly "src would block" (an EPOLLIN edge comes with new data) or
+// "dst would block" (an EPOLLOUT edge comes when it drains): nothing is ever left unread without
+// an edge to come.
+#include "fwd/forwarder.hpp"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+
+namespace slirpnetd::fwd {
+namespace {
+
+enum Tag : uintptr_t { kWake = 0, kListener = 1, kClient = 2, kInner = 3 };
+constexpr uintptr_t kTagMask = 3;
+
+uint64_t tagged(const void* p, Tag t) { return reinterpret_cast<uintptr_t>(p) | t; }
+
+bool same_host(const sockaddr_storage& a, const sockaddr_storage& b) {
+  if (a.ss_family != b.ss_family) return false;
+  if (a.ss_family == AF_INET) {
+    const auto& x = reinterpret_cast<const sockaddr_in&>(a);
+    const auto& y = reinterpret_cast<const sockaddr_in&>(b);
+    return x.sin_port == y.sin_port && x.sin_addr.s_addr == y.sin_addr.s_addr;
+  }
+  const auto& x = reinterpret_cast<const sockaddr_in6&>(a);
+  const auto& y = reinterpret_cast<const sockaddr_in6&>(b);
+  return x.sin6_port == y.sin6_port && std::memcmp(&x.sin6_addr, &y.sin6_addr, sizeof x.sin6_addr) == 0;
+}
+
+bool valid(const sockaddr_storage& a, socklen_t len) {
+  return (a.ss_family == AF_INET && len == sizeof(sockaddr_in)) ||
+         (a.ss_family == AF_INET6 && len == sizeof(sockaddr_in6));
+}
+
+// Close with an RST, so the peer sees the failure (ECONNRESET), not an orderly EOF.
+void abort_close(UniqueFd& fd) {
+  if (!fd) return;
+  linger l{1, 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  fd.reset();
+}
+
+struct Pipe {
+  UniqueFd r, w;
+  size_t cap = 0;
+  size_t bytes = 0;  // in the pipe now
+  bool open(int want) {
+    int p[2];
+    if (::pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) return false;
+    r.reset(p[0]);
+    w.reset(p[1]);
+    int got = ::fcntl(p[1], F_SETPIPE_SZ, want);
+    if (got < 0) got = ::fcntl(p[1], F_GETPIPE_SZ);
+    cap = got > 0 ? static_cast<size_t>(got) : 65536;
+    return true;
+  }
+};
+
+struct Direction {
+  Pipe pipe;
+  bool eof = false;   // src said EOF
+  bool shut = false;  // and dst got shutdown(SHUT_WR) after the pipe drained
+};
+
+// Moves what it can from `src` to `dst` through `d.pipe`. False on a socket error.
+bool pump(int src, int dst, Direction& d, std::atomic<uint64_t>& counter) {
+  constexpr unsigned kFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+  for (;;) {
+    bool progress = false;
+    if (!d.eof && d.pipe.bytes < d.pipe.cap) {
+      const ssize_t n = ::splice(src, nullptr, d.pipe.w.get(), nullptr, d.pipe.cap - d.pipe.bytes, kFlags);
+      if (n > 0) {
+        d.pipe.bytes += static_cast<size_t>(n);
+        progress = true;
+      } else if (n == 0) {
+        d.eof = true;
+      } else if (errno != EAGAIN && errno != EINTR) {
+        return false;
+      }
+    }
+    if (d.pipe.bytes > 0) {
+      const ssize_t n = ::splice(d.pipe.r.get(), nullptr, dst, nullptr, d.pipe.bytes, kFlags);
+      if (n > 0) {
+        d.pipe.bytes -= static_cast<size_t>(n);
+        counter.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+        progress = true;
+      } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        return false;
+      }
+    }
+    if (!progress) break;
+  }
+  if (d.eof && d.pipe.bytes == 0 && !d.shut) {
+    ::shutdown(dst, SHUT_WR);
+    d.shut = true;
+  }
+  return true;
+}
+
+}  // namespace
+
+struct Forwarder::Listener {
+  UniqueFd fd;
+  sockaddr_storage host{};
+  sockaddr_storage guest{};
+  socklen_t guest_len = 0;
+  bool proxy_protocol = false;
+};
+
+struct Forwarder::Conn {
+  UniqueFd client, inner;
+  bool connected = false;
+  bool dead = false;
+  std::vector<uint8_t> header;  // PROXY v2, sent once connected
+  Direction up;                 // client -> inner
+  Direction down;               // inner -> client
+};
+
+struct Forwarder::Worker {
+  UniqueFd epoll{::epoll_create1(EPOLL_CLOEXEC)};
+  UniqueFd wake{::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
+  std::thread thread;
+  std::atomic<bool> stopping{false};
+  std::mutex mu;
+  std::vector<std::function<void()>> commands;  // guarded by mu
+
+  // owner: this worker's thread
+  std::unordered_map<Conn*, std::shared_ptr<Conn>> conns;
+  std::vector<std::unique_ptr<Listener>> listeners;  // worker 0 only
+  std::vector<std::shared_ptr<Conn>> dead_conns;     // freed after the epoll batch
+  std::vector<std::unique_ptr<Listener>> dead_listeners;
+
+  void post(std::function<void()> fn) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      commands.push_back(std::move(fn));
+    }
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(wake.get(), &one, sizeof one);
+  }
+
+  void run_commands() {
+    uint64_t v;
+    [[maybe_unused]] ssize_t n = ::read(wake.get(), &v, sizeof v);
+    std::vector<std::function<void()>> todo;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      todo.swap(commands);
+    }
+    for (auto& fn : todo) fn();
+  }
+
+  void adopt(std::shared_ptr<Conn> c, ForwarderStats& stats) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.u64 = tagged(c.get(), kClient);
+    const bool ok1 = ::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, c->client.get(), &ev) == 0;
+    ev.data.u64 = tagged(c.get(), kInner);
+    const bool ok2 = ok1 && ::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, c->inner.get(), &ev) == 0;
+    if (!ok2) {
+      abort_close(c->client);
+      return;
+    }
+    stats.active.fetch_add(1, std::memory_order_relaxed);
+    conns.emplace(c.get(), std::move(c));
+  }
+
+  void close_conn(Conn& c, bool abort, ForwarderStats& stats) {
+    if (c.dead) return;
+    c.dead = true;
+    if (abort) {
+      abort_close(c.client);
+      abort_close(c.inner);
+    }
+    c.client.reset();  // closing removes them from the epoll set
+    c.inner.reset();
+    stats.active.fetch_sub(1, std::memory_order_relaxed);
+    auto it = conns.find(&c);
+    if (it != conns.end()) {
+      dead_conns.push_back(std::move(it->second));
+      conns.erase(it);
+    }
+  }
+
+  void on_conn(Conn& c, Tag side, uint32_t events, ForwarderStats& stats) {
+    if (c.dead) return;
+    if (!c.connected) {
+      if (side != kInner) return;  // the client's bytes wait in its socket until then
+      int err = 0;
+      socklen_t len = sizeof err;
+      if (::getsockopt(c.inner.get(), SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+      if (err == 0 && !(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+      if (err != 0 || (events & EPOLLERR)) {
+        stats.connect_failed.fetch_add(1, std::memory_order_relaxed);
+        close_conn(c, true, stats);
+        return;
+      }
+      c.connected = true;
+      if (!c.header.empty()) {
+        const ssize_t n = ::send(c.inner.get(), c.header.data(), c.header.size(), MSG_NOSIGNAL);
+        if (n != static_cast<ssize_t>(c.header.size())) {
+          close_conn(c, true, stats);
+          return;
+        }
+      }
+    }
+    if (!pump(c.client.get(), c.inner.get(), c.up, stats.bytes_in) ||
+        !pump(c.inner.get(), c.client.get(), c.down, stats.bytes_out)) {
+      close_conn(c, true, stats);
+      return;
+    }
+    if (c.up.shut && c.down.shut) close_conn(c, false, stats);
+  }
+};
+
+Forwarder::Forwarder(Connector& connector, ForwarderOptions opts) : connector_(connector), opts_(opts) {
+  const int n = opts_.threads > 0 ? opts_.threads : 1;
+  for (int i = 0; i < n; ++i) {
+    auto w = std::make_unique<Worker>();
+    if (!w->epoll || !w->wake) throw std::system_error(errno, std::generic_category(), "forwarder: epoll");
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kWake;
+    ::epoll_ctl(w->epoll.get(), EPOLL_CTL_ADD, w->wake.get(), &ev);
+    workers_.push_back(std::move(w));
+  }
+  for (auto& wp : workers_) {
+    Worker* w = wp.get();
+    w->thread = std::thread([this, w] {
+      epoll_event evs[64];
+      while (!w->stopping.load(std::memory_order_acquire)) {
+        const int ready = ::epoll_wait(w->epoll.get(), evs, 64, -1);
+        for (int i = 0; i < ready; ++i) {
+          const uintptr_t v = evs[i].data.u64;
+          const auto tag = static_cast<Tag>(v & kTagMask);
+          void* p = reinterpret_cast<void*>(v & ~kTagMask);
+          if (tag == kWake)
+            w->run_commands();
+          else if (tag == kListener)
+            accept_all(*static_cast<Listener*>(p));
+          else
+            w->on_conn(*static_cast<Conn*>(p), tag, evs[i].events, stats_);
+        }
+        w->dead_conns.clear();
+        w->dead_listeners.clear();
+      }
+    });
+  }
+}
+
+Forwarder::~Forwarder() { stop(); }
+
+void Forwarder::stop() {
+  for (auto& w : workers_) {
+    if (!w->thread.joinable()) continue;
+    w->stopping.store(true, std::memory_order_release);
+    w->post([] {});
+    w->thread.join();
+  }
+}
+
+int Forwarder::add(const sockaddr_storage& host, socklen_t host_len, const sockaddr_storage& guest,
+                   socklen_t guest_len, bool proxy_protocol) {
+  if (!valid(host, host_len) || !valid(guest, guest_len)) return -EAFNOSUPPORT;
+  auto l = std::make_unique<Listener>();
+  l->fd.reset(::socket(host.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!l->fd) return -errno;
+  const int one = 1;
+  ::setsockopt(l->fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (host.ss_family == AF_INET6) ::setsockopt(l->fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(l->fd.get(), reinterpret_cast<const sockaddr*>(&host), host_len) < 0 ||
+      ::listen(l->fd.get(), SOMAXCONN) < 0)
+    return -errno;
+  l->host = host;
+  l->guest = guest;
+  l->guest_len = guest_len;
+  l->proxy_protocol = proxy_protocol;
+  Worker* w0 = workers_.front().get();
+  auto shared = std::make_shared<std::unique_ptr<Listener>>(std::move(l));
+  auto done = std::make_shared<std::promise<int>>();
+  auto result = done->get_future();
+  w0->post([w0, shared, done] {
+    Listener* raw = shared->get();
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = tagged(raw, kListener);
+    if (::epoll_ctl(w0->epoll.get(), EPOLL_CTL_ADD, raw->fd.get(), &ev) < 0) {
+      done->set_value(-errno);
+      return;
+    }
+    w0->listeners.push_back(std::move(*shared));
+    done->set_value(0);
+  });
+  if (result.wait_for(std::chrono::seconds(5)) != std::future_status::ready) return -ETIMEDOUT;
+  return result.get();
+}
+
+int Forwarder::remove(const sockaddr_storage& host, socklen_t host_len) {
+  if (!valid(host, host_len)) return -EAFNOSUPPORT;
+  Worker* w0 = workers_.front().get();
+  auto done = std::make_shared<std::promise<int>>();
+  auto result = done->get_future();
+  w0->post([w0, host, done] {
+    for (auto it = w0->listeners.begin(); it != w0->listeners.end(); ++it) {
+      if (!same_host((*it)->host, host)) continue;
+      (*it)->fd.reset();  // closing removes it from the epoll set; the struct lives until the batch ends
+      w0->dead_listeners.push_back(std::move(*it));
+      w0->listeners.erase(it);
+      done->set_value(0);
+      return;
+    }
+    done->set_value(-ENOENT);
+  });
+  if (result.wait_for(std::chrono::seconds(5)) != std::future_status::ready) return -ETIMEDOUT;
+  return result.get();
+}
+
+void Forwarder::accept_all(Listener& l) {
+  for (;;) {
+    sockaddr_storage peer{};
+    socklen_t peer_len = sizeof peer;
+    UniqueFd client(::accept4(l.fd.get(), reinterpret_cast<sockaddr*>(&peer), &peer_len,
+                              SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!client) return;  // EAGAIN, or an error the next event retries (EMFILE...)
+    stats_.accepted.fetch_add(1, std::memory_order_relaxed);
+    auto c = std::make_shared<Conn>();
+    c->client = std::move(client);
+    if (connector_.connect(l.guest, l.guest_len, c->inner) != 0 || !c->up.pipe.open(opts_.pipe_bytes) ||
+        !c->down.pipe.open(opts_.pipe_bytes)) {
+      stats_.connect_failed.fetch_add(1, std::memory_order_relaxed);
+      abort_close(c->client);
+      continue;
+    }
+    if (l.proxy_protocol) {
+      sockaddr_storage local{};
+      socklen_t local_len = sizeof local;
+      ::getsockname(c->client.get(), reinterpret_cast<sockaddr*>(&local), &local_len);
+      c->header = proxy_v2_header(peer, local);
+    }
+    Worker* w = workers_[next_worker_.fetch_add(1, std::memory_order_relaxed) % workers_.size()].get();
+    w->post([this, w, c] { w->adopt(c, stats_); });
+  }
+}
+
+std::vector<uint8_t> proxy_v2_header(const sockaddr_storage& client, const sockaddr_storage& server) {
+  static const uint8_t kSig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
+  std::vector<uint8_t> h(kSig, kSig + sizeof kSig);
+  h.push_back(0x21);  // version 2, PROXY
+  auto put = [&h](const void* p, size_t n) {
+    const auto* b = static_cast<const uint8_t*>(p);
+    h.insert(h.end(), b, b + n);
+  };
+  if (client.ss_family == AF_INET && server.ss_family == AF_INET) {
+    const auto& c = reinterpret_cast<const sockaddr_in&>(client);
+    const auto& s = reinterpret_cast<const sockaddr_in&>(server);
+    h.push_back(0x11);  // TCP over IPv4
+    h.push_back(0);
+    h.push_back(12);
+    put(&c.sin_addr, 4);
+    put(&s.sin_addr, 4);
+    put(&c.sin_port, 2);
+    put(&s.sin_port, 2);
+  } else if (client.ss_family == AF_INET6 && server.ss_family == AF_INET6) {
+    const auto& c = reinterpret_cast<const sockaddr_in6&>(client);
+    const auto& s = reinterpret_cast<const sockaddr_in6&>(server);
+    h.push_back(0x21);  // TCP over IPv6
+    h.push_back(0);
+    h.push_back(36);
+    put(&c.sin6_addr, 16);
+    put(&s.sin6_addr, 16);
+    put(&c.sin6_port, 2);
+    put(&s.sin6_port, 2);
+  } else {
+    h.back() = 0x20;  // version 2, LOCAL: no address
+    h.push_back(0x00);
+    h.push_back(0);
+    h.push_back(0);
+  }
+  return h;
+}
+
+}  // namespace slirpnetd::fwd

@@ -1,0 +1,83 @@
+#pragma once
+// fwd/forwarder.hpp: splice(2) port forwarding, the "mode":"splice" alternative to libslirp's
+// hostfwd.
+//
+// How it works. Each forward is an ordinary listening TCP socket in the daemon's (the host's)
+// network namespace. For every accepted client the forwarder asks the Connector for a socket
+// connected to the guest address *inside the container's netns*, then moves bytes both ways
+// kernel-side: socket -> pipe -> socket with splice(2), one pipe per direction, never copying them
+// through user space and never through libslirp's TCP stack. Half-closes are propagated
+// (EOF on one side -> shutdown(SHUT_WR) on the other); an error on either side closes both.
+//
+// What the inner server sees as its peer: the connector's socket inside the container, i.e. the
+// source address the container's kernel picks for the guest address: 10.0.2.100 when connecting
+// to 10.0.2.100, 127.0.0.1 for 127.0.0.1 (with libslirp's forwarding it is 10.0.2.2 for a
+// loopback client). With proxy_protocol, a PROXY protocol v2 header carrying the real client
+// address and the listener's address is sent first on the inner connection.
+//
+// TCP only. Listeners for an IPv6 host address are IPV6_V6ONLY (as the slirp path's are).
+//
+// Threads: `threads` workers, each an epoll loop owning its connections; worker 0 also owns the
+// listeners and accepts. add()/remove()/stats() from any thread (the control thread).
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "fwd/connector.hpp"
+
+namespace slirpnetd::fwd {
+
+struct ForwarderOptions {
+  int threads = 2;
+  int pipe_bytes = 1 << 20;  // F_SETPIPE_SZ per direction (best effort; the default is 64 KiB)
+};
+
+struct ForwarderStats {
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> connect_failed{0};
+  std::atomic<uint64_t> active{0};
+  std::atomic<uint64_t> bytes_in{0};   // client -> container
+  std::atomic<uint64_t> bytes_out{0};  // container -> client
+};
+
+class Forwarder {
+ public:
+  // `connector` must outlive the Forwarder. Starts the worker threads; throws std::system_error.
+  explicit Forwarder(Connector& connector, ForwarderOptions opts = {});
+  ~Forwarder();  // stop()
+  Forwarder(const Forwarder&) = delete;
+  Forwarder& operator=(const Forwarder&) = delete;
+
+  // Listens on `host` (port set) and forwards each connection to `guest` (port set) in the
+  // container. 0 or -errno (bind's EADDRINUSE, EAFNOSUPPORT for a family other than IPv4/IPv6).
+  int add(const sockaddr_storage& host, socklen_t host_len, const sockaddr_storage& guest, socklen_t guest_len,
+          bool proxy_protocol);
+  // Closes the listener for `host` (established connections are kept, as libslirp does).
+  // 0 or -ENOENT.
+  int remove(const sockaddr_storage& host, socklen_t host_len);
+  // Joins the workers and closes every socket. Idempotent.
+  void stop();
+
+  const ForwarderStats& stats() const { return stats_; }
+
+ private:
+  struct Worker;
+  struct Listener;
+  struct Conn;
+  void accept_all(Listener& l);
+
+  Connector& connector_;
+  const ForwarderOptions opts_;
+  ForwarderStats stats_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<unsigned> next_worker_{0};
+};
+
+// The PROXY protocol v2 header for a TCP connection from `client` to `server` (same family).
+std::vector<uint8_t> proxy_v2_header(const sockaddr_storage& client, const sockaddr_storage& server);
+
+}  // namespace slirpnetd::fwd

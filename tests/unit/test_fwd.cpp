@@ -1,0 +1,362 @@
+// fwd: the splice forwarder and its connector, on loopback inside a private network namespace
+// (created before main, while the process is single-threaded; the tests are skipped without it).
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fwd/connector.hpp"
+#include "fwd/forwarder.hpp"
+
+using slirpnetd::UniqueFd;
+using namespace slirpnetd::fwd;
+
+namespace {
+
+bool write_file(const char* path, const std::string& s) {
+  std::ofstream f(path);
+  f << s;
+  return static_cast<bool>(f.flush());
+}
+
+// Own network namespace with lo up; as non-root inside a new user namespace first.
+bool private_netns() {
+  if (::geteuid() != 0) {
+    const auto uid = std::to_string(::geteuid()), gid = std::to_string(::getegid());
+    if (::unshare(CLONE_NEWUSER) < 0) return false;
+    write_file("/proc/self/setgroups", "deny");
+    if (!write_file("/proc/self/uid_map", "0 " + uid + " 1") || !write_file("/proc/self/gid_map", "0 " + gid + " 1"))
+      return false;
+  }
+  if (::unshare(CLONE_NEWNET) < 0) return false;
+  UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  ifreq ifr{};
+  std::strcpy(ifr.ifr_name, "lo");
+  ifr.ifr_flags = IFF_UP | IFF_RUNNING;
+  return s && ::ioctl(s.get(), SIOCSIFFLAGS, &ifr) == 0;
+}
+const bool g_netns = private_netns();
+
+#define REQUIRE_NETNS()                                          \
+  do {                                                           \
+    if (!g_netns) {                                              \
+      WARN("cannot create a private network namespace: skipped"); \
+      return;                                                    \
+    }                                                            \
+  } while (0)
+
+sockaddr_storage addr(const char* ip, int port, socklen_t& len) {
+  sockaddr_storage ss{};
+  if (std::strchr(ip, ':')) {
+    auto& s6 = reinterpret_cast<sockaddr_in6&>(ss);
+    s6.sin6_family = AF_INET6;
+    inet_pton(AF_INET6, ip, &s6.sin6_addr);
+    s6.sin6_port = htons(static_cast<uint16_t>(port));
+    len = sizeof s6;
+  } else {
+    auto& s4 = reinterpret_cast<sockaddr_in&>(ss);
+    s4.sin_family = AF_INET;
+    inet_pton(AF_INET, ip, &s4.sin_addr);
+    s4.sin_port = htons(static_cast<uint16_t>(port));
+    len = sizeof s4;
+  }
+  return ss;
+}
+
+int port_of(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  return ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6&>(ss).sin6_port
+                                        : reinterpret_cast<sockaddr_in&>(ss).sin_port);
+}
+
+UniqueFd listen_on(const char* ip, int port = 0) {
+  socklen_t len = 0;
+  auto ss = addr(ip, port, len);
+  UniqueFd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0);
+  REQUIRE(::listen(fd.get(), 16) == 0);
+  return fd;
+}
+
+int free_port(const char* ip) {
+  UniqueFd fd = listen_on(ip);
+  return port_of(fd.get());
+}
+
+UniqueFd connect_to(const char* ip, int port) {
+  socklen_t len = 0;
+  auto ss = addr(ip, port, len);
+  UniqueFd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  timeval tv{10, 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) < 0) return {};
+  return fd;
+}
+
+// Echo server: one thread per connection, echoes until EOF then closes. Records peer addresses.
+struct EchoServer {
+  UniqueFd lfd;
+  std::thread thread;
+  std::vector<std::string> peers;  // read after stop()
+  std::atomic<bool> stop{false};
+  bool raw_first = false;          // read the PROXY header (28 bytes, v4) before echoing
+  std::vector<uint8_t> first;
+
+  explicit EchoServer(const char* ip, bool proxy = false) : lfd(listen_on(ip)), raw_first(proxy) {
+    thread = std::thread([this] {
+      std::vector<std::thread> conns;
+      while (!stop) {
+        pollfd p{lfd.get(), POLLIN, 0};
+        if (::poll(&p, 1, 50) <= 0) continue;
+        sockaddr_storage peer{};
+        socklen_t len = sizeof peer;
+        int c = ::accept4(lfd.get(), reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
+        if (c < 0) continue;
+        char buf[INET6_ADDRSTRLEN] = "";
+        if (peer.ss_family == AF_INET6)
+          inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6&>(peer).sin6_addr, buf, sizeof buf);
+        else
+          inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in&>(peer).sin_addr, buf, sizeof buf);
+        peers.push_back(buf);
+        if (raw_first) {
+          first.resize(28);
+          size_t got = 0;
+          while (got < first.size()) {
+            ssize_t n = ::recv(c, first.data() + got, first.size() - got, 0);
+            if (n <= 0) break;
+            got += static_cast<size_t>(n);
+          }
+        }
+        conns.emplace_back([c] {
+          std::vector<char> b(65536);
+          for (;;) {
+            ssize_t n = ::recv(c, b.data(), b.size(), 0);
+            if (n <= 0) break;
+            for (ssize_t off = 0; off < n;) {
+              ssize_t m = ::send(c, b.data() + off, static_cast<size_t>(n - off), MSG_NOSIGNAL);
+              if (m <= 0) break;
+              off += m;
+            }
+          }
+          ::close(c);
+        });
+      }
+      for (auto& t : conns) t.join();
+    });
+  }
+  int port() const { return port_of(lfd.get()); }
+  ~EchoServer() {
+    stop = true;
+    thread.join();
+  }
+};
+
+// Sends `bytes` random bytes through fd (from a thread), half-closes, reads all back; true if
+// the same bytes came back followed by EOF.
+bool echo_roundtrip(int fd, size_t bytes) {
+  std::vector<char> out(bytes), in;
+  std::mt19937 rng(42);
+  for (auto& c : out) c = static_cast<char>(rng());
+  std::thread sender([&] {
+    for (size_t off = 0; off < out.size();) {
+      ssize_t n = ::send(fd, out.data() + off, out.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      off += static_cast<size_t>(n);
+    }
+    ::shutdown(fd, SHUT_WR);
+  });
+  std::vector<char> buf(1 << 16);
+  for (;;) {
+    ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+    if (n <= 0) break;
+    in.insert(in.end(), buf.begin(), buf.begin() + n);
+  }
+  sender.join();
+  return in == out;
+}
+
+void add_fwd(Forwarder& f, const char* host_ip, int host_port, const char* guest_ip, int guest_port,
+             bool proxy = false) {
+  socklen_t hl = 0, gl = 0;
+  auto h = addr(host_ip, host_port, hl);
+  auto g = addr(guest_ip, guest_port, gl);
+  REQUIRE(f.add(h, hl, g, gl, proxy) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("connector opens connections and reports errors", "[fwd][connector]") {
+  REQUIRE_NETNS();
+  auto conn = Connector::start("", "");
+  REQUIRE(conn);
+  EchoServer echo("127.0.0.1");
+  socklen_t len = 0;
+  UniqueFd s;
+  const auto to = addr("127.0.0.1", echo.port(), len);
+  REQUIRE(conn->connect(to, len, s) == 0);
+  REQUIRE(s);
+  CHECK((::fcntl(s.get(), F_GETFL) & O_NONBLOCK) != 0);
+  // An unspecified address means loopback.
+  UniqueFd s2;
+  const auto any = addr("0.0.0.0", echo.port(), len);
+  CHECK(conn->connect(any, len, s2) == 0);
+  pollfd p{s2.get(), POLLOUT, 0};
+  REQUIRE(::poll(&p, 1, 5000) == 1);
+  int err = -1;
+  socklen_t el = sizeof err;
+  ::getsockopt(s2.get(), SOL_SOCKET, SO_ERROR, &err, &el);
+  CHECK(err == 0);
+  // A bad family is refused by the child, which keeps serving.
+  sockaddr_storage bad{};
+  bad.ss_family = AF_UNIX;
+  UniqueFd s3;
+  CHECK(conn->connect(bad, sizeof(sockaddr_in), s3) == -EINVAL);
+  UniqueFd s4;
+  CHECK(conn->connect(to, sizeof(sockaddr_in), s4) == 0);
+}
+
+TEST_CASE("splice forward: 32 MB echo intact, both directions, half-close propagated", "[fwd]") {
+  REQUIRE_NETNS();
+  auto conn = Connector::start("", "");
+  REQUIRE(conn);
+  EchoServer echo("127.0.0.1");
+  Forwarder fwd(*conn);
+  const int port = free_port("127.0.0.1");
+  add_fwd(fwd, "127.0.0.1", port, "127.0.0.1", echo.port());
+  UniqueFd c = connect_to("127.0.0.1", port);
+  REQUIRE(c);
+  CHECK(echo_roundtrip(c.get(), 32u << 20));
+  CHECK(fwd.stats().bytes_in.load() == (32u << 20));
+  CHECK(fwd.stats().accepted.load() == 1);
+  // Several connections at once, spread over the workers.
+  std::vector<std::thread> ts;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 8; ++i)
+    ts.emplace_back([&] {
+      UniqueFd s = connect_to("127.0.0.1", port);
+      if (s && echo_roundtrip(s.get(), 1u << 20)) ++ok;
+    });
+  for (auto& t : ts) t.join();
+  CHECK(ok == 8);
+}
+
+TEST_CASE("splice forward: the inner server sees the connector's address", "[fwd]") {
+  REQUIRE_NETNS();
+  auto conn = Connector::start("", "");
+  REQUIRE(conn);
+  UniqueFd lo2(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  Forwarder fwd(*conn);
+  EchoServer echo("0.0.0.0");
+  const int port = free_port("127.0.0.1");
+  add_fwd(fwd, "127.0.0.1", port, "127.0.0.2", echo.port());
+  UniqueFd c = connect_to("127.0.0.1", port);
+  REQUIRE(c);
+  CHECK(echo_roundtrip(c.get(), 1000));
+  c.reset();
+  // The connector's source address is the one the kernel picks for 127.0.0.2: 127.0.0.1.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  echo.stop = true;
+  echo.thread.join();
+  echo.thread = std::thread([] {});
+  REQUIRE(echo.peers.size() == 1);
+  CHECK(echo.peers[0] == "127.0.0.1");
+}
+
+TEST_CASE("splice forward: PROXY v2 header carries the client address", "[fwd][proxy]") {
+  REQUIRE_NETNS();
+  auto conn = Connector::start("", "");
+  REQUIRE(conn);
+  EchoServer echo("127.0.0.1", true);
+  Forwarder fwd(*conn);
+  const int port = free_port("127.0.0.1");
+  add_fwd(fwd, "127.0.0.1", port, "127.0.0.1", echo.port(), true);
+  UniqueFd c = connect_to("127.0.0.1", port);
+  REQUIRE(c);
+  const int client_port = port_of(c.get());
+  CHECK(echo_roundtrip(c.get(), 5000));  // the header is not echoed: the server consumed it
+  echo.stop = true;
+  echo.thread.join();
+  echo.thread = std::thread([] {});
+  const std::vector<uint8_t>& h = echo.first;
+  REQUIRE(h.size() == 28);
+  const uint8_t sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
+  CHECK(std::memcmp(h.data(), sig, 12) == 0);
+  CHECK(h[12] == 0x21);
+  CHECK(h[13] == 0x11);
+  CHECK(((h[14] << 8) | h[15]) == 12);
+  CHECK((h[16] == 127 && h[17] == 0 && h[18] == 0 && h[19] == 1));  // source: the client
+  CHECK((h[20] == 127 && h[23] == 1));                               // destination: the listener
+  CHECK(((h[24] << 8) | h[25]) == client_port);
+  CHECK(((h[26] << 8) | h[27]) == port);
+}
+
+TEST_CASE("splice forward: refused inner connection resets the client; remove closes the listener", "[fwd]") {
+  REQUIRE_NETNS();
+  auto conn = Connector::start("", "");
+  REQUIRE(conn);
+  Forwarder fwd(*conn);
+  const int port = free_port("127.0.0.1");
+  const int dead_port = free_port("127.0.0.1");  // nothing listens there
+  add_fwd(fwd, "127.0.0.1", port, "127.0.0.1", dead_port);
+  UniqueFd c = connect_to("127.0.0.1", port);
+  REQUIRE(c);
+  char b;
+  errno = 0;
+  const ssize_t n = ::recv(c.get(), &b, 1, 0);
+  CHECK(n <= 0);
+  CHECK((n == 0 || errno == ECONNRESET));
+  // Duplicate host address: bind fails.
+  socklen_t hl = 0, gl = 0;
+  auto h = addr("127.0.0.1", port, hl);
+  auto g = addr("127.0.0.1", dead_port, gl);
+  CHECK(fwd.add(h, hl, g, gl, false) == -EADDRINUSE);
+  CHECK(fwd.remove(h, hl) == 0);
+  CHECK(fwd.remove(h, hl) == -ENOENT);
+  CHECK(!connect_to("127.0.0.1", port));
+}
+
+TEST_CASE("splice forward: IPv6 listener", "[fwd][ipv6]") {
+  REQUIRE_NETNS();
+  auto conn = Connector::start("", "");
+  REQUIRE(conn);
+  EchoServer echo("::1");
+  Forwarder fwd(*conn);
+  const int port = free_port("::1");
+  add_fwd(fwd, "::1", port, "::", echo.port());  // "::" means the container's loopback
+  UniqueFd c = connect_to("::1", port);
+  REQUIRE(c);
+  CHECK(echo_roundtrip(c.get(), 1u << 20));
+  CHECK(!connect_to("127.0.0.1", port));  // V6ONLY
+}
+
+TEST_CASE("proxy_v2_header for IPv6", "[fwd][proxy]") {
+  socklen_t l = 0;
+  auto h = proxy_v2_header(addr("2001:db8::1", 1234, l), addr("::1", 80, l));
+  REQUIRE(h.size() == 16 + 36);
+  CHECK(h[13] == 0x21);
+  CHECK(h[15] == 36);
+  CHECK(h[16] == 0x20);
+  CHECK(h[17] == 0x01);
+  CHECK(((h[48] << 8) | h[49]) == 1234);
+  CHECK(((h[50] << 8) | h[51]) == 80);
+}
