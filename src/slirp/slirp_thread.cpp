@@ -183,7 +183,9 @@ void SlirpThread::drain_input() {
     io::Frame* f = rx_.try_pop();
     if (!f) break;
     const uint32_t len = f->len - f->offset;
-    slirp_input(slirp_, f->data + f->offset, static_cast<int>(len));  // copies into an mbuf
+    fragments_.input(f->data + f->offset, len, monotonic_ms(), [this](const uint8_t* frame, size_t frame_len) {
+      slirp_input(slirp_, frame, static_cast<int>(frame_len));  // copies into an mbuf
+    });
     stats_.input_frames.add();
     stats_.input_bytes.add(len);
     stats_.latency.record(io::now_ns() - f->stamp_ns);

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "config/options.hpp"
+#include "slirp/fragment_guard.hpp"
 #include "io/frame_channel.hpp"
 #include "io/stats.hpp"
 #include "io/waker.hpp"
@@ -106,6 +107,7 @@ class SlirpThread {
   Slirp* slirp_ = nullptr;
   std::vector<pollfd> pfds_;
   std::vector<std::unique_ptr<Timer>> timers_;
+  FragmentGuard fragments_;
 
   moodycamel::ConcurrentQueue<Command> commands_;
   std::atomic<bool> stopping_{false};

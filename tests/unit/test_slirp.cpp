@@ -148,3 +148,84 @@ TEST_CASE("frames too short or garbage do not upset the thread", "[slirp]") {
   REQUIRE(reply.size() >= 42);
   CHECK(reply[21] == 2);
 }
+
+#include "slirp/fragment_guard.hpp"
+
+namespace {
+std::vector<uint8_t> ipv4_fragment(uint16_t id, uint16_t offset, bool more) {
+  std::vector<uint8_t> f(14 + 20 + 8, 0);
+  f[12] = 0x08;
+  f[14] = 0x45;
+  f[18] = static_cast<uint8_t>(id >> 8);
+  f[19] = static_cast<uint8_t>(id);
+  const uint16_t frag = static_cast<uint16_t>((more ? 0x2000 : 0) | offset / 8);
+  f[20] = static_cast<uint8_t>(frag >> 8);
+  f[21] = static_cast<uint8_t>(frag);
+  f[16] = 0;
+  f[17] = 28;  // total length
+  f[22] = 64;  // TTL
+  f[23] = 17;
+  uint32_t sum = 0;
+  for (size_t i = 14; i < 34; i += 2) sum += uint32_t{f[i]} << 8 | f[i + 1];
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  f[24] = static_cast<uint8_t>(~sum >> 8);
+  f[25] = static_cast<uint8_t>(~sum);
+  return f;
+}
+}  // namespace
+
+TEST_CASE("a last fragment that comes first is held until its datagram has another fragment", "[slirp][frag]") {
+  slirp::FragmentGuard g;
+  std::vector<std::vector<uint8_t>> fed;
+  auto feed = [&fed](const uint8_t* p, size_t n) { fed.emplace_back(p, p + n); };
+  auto last = ipv4_fragment(7, 1480, false), first = ipv4_fragment(7, 0, true);
+  g.input(last.data(), last.size(), 0, feed);
+  CHECK(fed.empty());  // never reaches libslirp on its own
+  CHECK(g.held() == 1);
+  auto other = ipv4_fragment(8, 0, true);  // another datagram does not release it
+  g.input(other.data(), other.size(), 10, feed);
+  REQUIRE(fed.size() == 1);
+  g.input(first.data(), first.size(), 20, feed);
+  REQUIRE(fed.size() == 3);
+  CHECK(fed[1] == first);  // the opening fragment first, then the held one
+  CHECK(fed[2] == last);
+  CHECK(g.held() == 0);
+  // That last fragment may have completed the datagram (libslirp then frees its queue), or not (then
+  // a later first fragment could complete it): until libslirp surely dropped whatever queue is left
+  // (kGoneMs), a repeated last fragment is held, even after another first fragment.
+  g.input(last.data(), last.size(), 30, feed);
+  CHECK(fed.size() == 3);
+  g.input(first.data(), first.size(), 31, feed);
+  CHECK(fed.size() == 4);
+  CHECK(g.held() == 1);
+  // While a queue certainly exists, a last fragment goes straight through, once.
+  auto first2 = ipv4_fragment(11, 0, true), last2 = ipv4_fragment(11, 8, false);
+  g.input(first2.data(), first2.size(), 40, feed);
+  g.input(last2.data(), last2.size(), 41, feed);
+  CHECK(fed.size() == 6);
+  // ...but not once libslirp may have dropped the queue (kCertainMs after it was created).
+  auto first3 = ipv4_fragment(12, 0, true), last3 = ipv4_fragment(12, 8, false);
+  g.input(first3.data(), first3.size(), 100, feed);
+  g.input(last3.data(), last3.size(), 100 + slirp::FragmentGuard::kCertainMs, feed);
+  CHECK(fed.size() == 7);
+  // Non-fragments always pass.
+  auto plain = ipv4_fragment(9, 0, false);
+  g.input(plain.data(), plain.size(), 200, feed);
+  CHECK(fed.size() == 8);
+}
+
+TEST_CASE("held fragments expire and the hold is bounded", "[slirp][frag]") {
+  slirp::FragmentGuard g;
+  size_t fed = 0;
+  auto feed = [&fed](const uint8_t*, size_t) { ++fed; };
+  for (uint16_t id = 0; id < slirp::FragmentGuard::kMaxHeld + 5; ++id) {
+    auto f = ipv4_fragment(id, 8, false);
+    g.input(f.data(), f.size(), 0, feed);
+  }
+  CHECK(g.held() == slirp::FragmentGuard::kMaxHeld);
+  CHECK(g.dropped() == 5);
+  auto late = ipv4_fragment(1000, 0, true);
+  g.input(late.data(), late.size(), slirp::FragmentGuard::kHoldMs + 1, feed);
+  CHECK(g.held() == 0);
+  CHECK(fed == 1);
+}
