@@ -76,5 +76,14 @@ api "$TMP/api.sock" '{"execute":"list_hostfwd"}'
 show "on the host: fetch http://127.0.0.1:8080/"
 nettool host http-get http://127.0.0.1:8080/
 
+if "$SLIRPNETD" run --help >/dev/null 2>&1; then
+  step "One command: slirpnetd run creates the namespaces itself, runs CMD inside, exits with its status"
+  cmd='ip -4 -o addr show tap0; python3 '"$NETTOOL"' http-get http://10.0.2.2:8000/; getent hosts host.slirpnetd.test; exit 3'
+  show "slirpnetd run -- sh -c '$cmd'"
+  status=0
+  "$SLIRPNETD" run -- sh -c "$cmd" || status=$?
+  echo "slirpnetd run exited with status $status (CMD's)"
+fi
+
 step "Clean up: the namespaces, the container, the servers and slirpnetd all go away"
 pass

@@ -10,6 +10,7 @@
 #
 # Environment:
 #   SLIRPNETD_SANITIZERS=0   only the default build (steps 2 and 3 skipped)
+#   SLIRPNETD_FUZZ_SECONDS=N libFuzzer seconds per target (default 20; 0 skips fuzzing)
 #   SLIRPNETD_WERROR=OFF     do not build with -Werror (default ON, as CI should)
 #   JOBS=N                   build and ctest parallelism (default: nproc)
 #   CTEST_ARGS="..."         extra ctest arguments, e.g. "-L integration" or "-R dns"
@@ -86,6 +87,20 @@ if [[ ${SLIRPNETD_SANITIZERS:-1} != 0 ]]; then
     -- -DCMAKE_CXX_COMPILER=clang++ -DSLIRPNETD_SANITIZE=thread -DCMAKE_BUILD_TYPE=RelWithDebInfo
 else
   echo "test.sh: SLIRPNETD_SANITIZERS=0: skipping the ASan/UBSan and TSan builds"
+fi
+
+# Short libFuzzer runs (clang, ASan+UBSan) of the API handler, the option parser and the frame path,
+# seeded from tests/fuzz/corpus and replaying tests/fuzz/regressions first.
+FUZZ_SECONDS=${SLIRPNETD_FUZZ_SECONDS:-20}
+if [[ $FUZZ_SECONDS != 0 ]]; then
+  echo
+  echo "======== fuzz: ${FUZZ_SECONDS}s per target in $BUILD-fuzz"
+  t0=$SECONDS
+  if bash "$ROOT/tests/fuzz/run.sh" --seconds "$FUZZ_SECONDS" --build-dir "$ROOT/$BUILD-fuzz"; then
+    record PASS "fuzz (3 libFuzzer targets)" $((SECONDS - t0)) "no crash in ${FUZZ_SECONDS}s each"
+  else
+    record FAIL "fuzz (3 libFuzzer targets)" $((SECONDS - t0)) "see the output above"
+  fi
 fi
 
 echo

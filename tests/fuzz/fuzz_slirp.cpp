@@ -1,0 +1,477 @@
+// fuzz_slirp: Ethernet frames from the guest -> libslirp, the way src/slirp/slirp_thread.cpp
+// drives it (same SlirpConfig and callbacks), but on one thread: slirp_new, then for each frame
+// slirp_input followed by one slirp_pollfds_fill / poll(2) / slirp_pollfds_poll round, then
+// slirp_cleanup. SlirpThread itself is threaded and would make runs irreproducible.
+//
+// Isolation. A TCP SYN or a UDP datagram makes libslirp open real host sockets and send. So at
+// start-up (LLVMFuzzerInitialize), before anything else, the process moves itself into new
+// network and mount namespaces (and a user namespace when not root): its only network is a
+// loopback of its own, and a resolv.conf naming 127.0.0.1 is bind-mounted over /etc/resolv.conf
+// so libslirp's DNS forwarder never reaches the real resolver. If any step fails it aborts
+// rather than run un-isolated.
+//
+// Input: one config byte, then frames, each a big-endian u16 length and that many bytes (fewer
+// at the end of the input: truncated frames); the length 0xffff takes the rest of the input, so
+// frames can exceed 65535 bytes. Config bits: 0 IPv6, 1 disable_host_loopback, 2-3 the MTU
+// (1500, 65520, 576, 9000), 4 disable_dns.
+//
+// Guidance. Debian's libslirp is not instrumented, so libFuzzer's own coverage only sees this
+// file. Two extra signals go into libFuzzer's extra counters: libslirp's own call trace (SLIRP_DEBUG
+// =call,misc: every DEBUG_CALL/DEBUG_MISC line, hashed as pairs of consecutive lines), and what
+// comes back to the guest (ethertype, IP protocol, ICMP type, TCP flags, length class). The custom
+// mutator keeps the framing intact and mostly recomputes IP/TCP/UDP/ICMP checksums after mutating,
+// since libslirp drops frames whose checksums are wrong before doing anything interesting.
+//
+// Checks: ASan/UBSan on everything we see, and every frame libslirp sends is at most MTU + 14 bytes
+// (the daemon's TX slots hold exactly that; src/slirp counts anything larger as a drop).
+#include "slirp/fragment_guard.hpp"
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <libslirp.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+extern "C" size_t LLVMFuzzerMutate(uint8_t* data, size_t size, size_t max_size);
+
+namespace {
+
+// ---- isolation ----------------------------------------------------------------------------------
+
+[[noreturn]] void die(const char* what) {
+  std::fprintf(stderr, "fuzz_slirp: %s: %s (refusing to run outside a private network namespace)\n", what,
+               std::strerror(errno));
+  std::abort();
+}
+
+void write_file(const char* path, const std::string& text) {
+  const int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) die(path);
+  close(fd);
+}
+
+void isolate() {
+  // Created before unshare: an unmapped uid could not create it afterwards.
+  char resolv[] = "/tmp/fuzz_slirp_resolv.XXXXXX";
+  const int fd = mkstemp(resolv);
+  const char kResolv[] = "nameserver 127.0.0.1\n";
+  if (fd < 0 || write(fd, kResolv, sizeof kResolv - 1) != sizeof kResolv - 1) die("resolv.conf copy");
+  fchmod(fd, 0644);
+  close(fd);
+
+  const uid_t uid = geteuid();
+  const gid_t gid = getegid();
+  int flags = CLONE_NEWNET | CLONE_NEWNS;
+  if (uid != 0) flags |= CLONE_NEWUSER;
+  if (unshare(flags) != 0) die("unshare");
+  if (uid != 0) {
+    write_file("/proc/self/setgroups", "deny");
+    write_file("/proc/self/uid_map", "0 " + std::to_string(uid) + " 1");
+    write_file("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1");
+  }
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) die("make / private");
+  if (mount(resolv, "/etc/resolv.conf", nullptr, MS_BIND, nullptr) != 0) die("bind-mount resolv.conf");
+  unlink(resolv);
+
+  const int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ifreq ifr{};
+  std::strcpy(ifr.ifr_name, "lo");
+  if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) != 0) die("lo flags");
+  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+  if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0) die("lo up");
+  close(s);
+
+  // Belt and braces: the namespace must hold nothing but lo.
+  struct if_nameindex* names = if_nameindex();
+  if (names == nullptr) die("if_nameindex");
+  for (struct if_nameindex* n = names; n->if_index != 0; ++n)
+    if (std::strcmp(n->if_name, "lo") != 0) {
+      errno = EEXIST;
+      die(n->if_name);
+    }
+  if_freenameindex(names);
+}
+
+// ---- extra coverage signals ---------------------------------------------------------------------
+
+constexpr size_t kCounters = 1 << 15;
+__attribute__((section("__libfuzzer_extra_counters"))) uint8_t g_counters[kCounters];
+
+uint32_t g_last_log = 0;
+bool g_trace = false;  // FUZZ_SLIRP_TRACE=1: print libslirp's debug lines (to reproduce a crash)
+
+uint32_t mix(uint32_t h, uint32_t v) { return (h ^ v) * 0x01000193u; }
+
+void hit(uint32_t feature) {
+  uint8_t& c = g_counters[feature % kCounters];
+  if (c != 255) ++c;
+}
+
+// libslirp's debug lines ("tcp_input...", " m = 0x...", "  dropping frame"): hash the text up to
+// the first variable part, then count the pair (previous line, this line).
+void glib_log(const gchar*, GLogLevelFlags level, const gchar* message, gpointer) {
+  if (g_trace) std::fprintf(stderr, "slirp: %s\n", message);
+  uint32_t h = 0x811c9dc5u;
+  for (const char* p = message; *p && p - message < 48; ++p) {
+    if ((*p >= '0' && *p <= '9') || *p == '=' || *p == '(') break;
+    h = mix(h, static_cast<uint8_t>(*p));
+  }
+  hit(mix(g_last_log, h));
+  g_last_log = h;
+  if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL)) std::fprintf(stderr, "libslirp: %s\n", message);
+}
+
+// ---- the libslirp instance ----------------------------------------------------------------------
+
+struct Harness {
+  int64_t now_ns = 1'000'000'000;  // a virtual clock: runs are reproducible
+  size_t mtu = 1500;
+  std::vector<pollfd> pfds;
+  struct Timer {
+    SlirpTimerId id;
+    void* cb_opaque;
+    SlirpTimerCb cb;
+    int64_t expire_ms;
+  };
+  std::vector<Timer*> timers;
+  Slirp* slirp = nullptr;
+};
+
+void feature_of_output(const uint8_t* p, size_t len, size_t mtu) {
+  uint32_t h = mix(0x9e3779b9u, static_cast<uint32_t>(len >= 14 ? (p[12] << 8 | p[13]) : 0));
+  if (len >= 34 && p[12] == 0x08 && p[13] == 0x00) {
+    const uint8_t proto = p[23];
+    const size_t l4 = 14 + (p[14] & 0xf) * 4u;
+    h = mix(h, proto);
+    if (proto == IPPROTO_ICMP && len > l4 + 1) h = mix(mix(h, p[l4]), p[l4 + 1]);
+    if (proto == IPPROTO_TCP && len > l4 + 13) h = mix(h, p[l4 + 13]);
+    if (proto == IPPROTO_UDP && len > l4 + 1) h = mix(h, p[l4] << 8 | p[l4 + 1]);  // source port
+  } else if (len >= 54 && p[12] == 0x86 && p[13] == 0xdd) {
+    const uint8_t nh = p[20];
+    h = mix(h, nh);
+    if (nh == IPPROTO_ICMPV6) h = mix(h, p[54]);
+    if (nh == IPPROTO_TCP && len > 67) h = mix(h, p[67]);
+  }
+  h = mix(h, len > mtu ? 3 : len > 576 ? 2 : len > 64 ? 1 : 0);
+  hit(h);
+}
+
+ssize_t cb_send_packet(const void* buf, size_t len, void* opaque) {
+  auto* hs = static_cast<Harness*>(opaque);
+  if (len > hs->mtu + 14) {
+    std::fprintf(stderr, "fuzz_slirp: libslirp sent a %zu-byte frame with MTU %zu\n", len, hs->mtu);
+    std::abort();
+  }
+  // Touch every byte: ASan reports if libslirp handed us a short buffer.
+  volatile uint8_t sum = 0;
+  for (size_t i = 0; i < len; ++i) sum = static_cast<uint8_t>(sum + static_cast<const uint8_t*>(buf)[i]);
+  feature_of_output(static_cast<const uint8_t*>(buf), len, hs->mtu);
+  return static_cast<ssize_t>(len);
+}
+
+void cb_guest_error(const char* msg, void*) {
+  uint32_t h = 0x12345u;
+  for (const char* p = msg; *p; ++p) h = mix(h, static_cast<uint8_t>(*p));
+  hit(h);
+}
+int64_t cb_clock_get_ns(void* opaque) { return static_cast<Harness*>(opaque)->now_ns; }
+void* cb_timer_new(SlirpTimerCb cb, void* cb_opaque, void* opaque) {
+  auto* hs = static_cast<Harness*>(opaque);
+  hs->timers.push_back(new Harness::Timer{SLIRP_TIMER_RA, cb_opaque, cb, -1});
+  return hs->timers.back();
+}
+void* cb_timer_new_opaque(SlirpTimerId id, void* cb_opaque, void* opaque) {
+  auto* hs = static_cast<Harness*>(opaque);
+  hs->timers.push_back(new Harness::Timer{id, cb_opaque, nullptr, -1});
+  return hs->timers.back();
+}
+void cb_timer_free(void* timer, void* opaque) {
+  auto& v = static_cast<Harness*>(opaque)->timers;
+  for (auto it = v.begin(); it != v.end(); ++it)
+    if (*it == timer) {
+      delete *it;
+      v.erase(it);
+      return;
+    }
+}
+void cb_timer_mod(void* timer, int64_t expire_ms, void*) { static_cast<Harness::Timer*>(timer)->expire_ms = expire_ms; }
+void cb_register_poll_fd(int, void*) {}
+void cb_unregister_poll_fd(int, void*) {}
+void cb_notify(void*) {}
+void cb_init_completed(Slirp* slirp, void* opaque) { static_cast<Harness*>(opaque)->slirp = slirp; }
+
+int cb_add_poll(int fd, int events, void* opaque) {
+  auto* hs = static_cast<Harness*>(opaque);
+  short e = 0;
+  if (events & SLIRP_POLL_IN) e |= POLLIN;
+  if (events & SLIRP_POLL_OUT) e |= POLLOUT;
+  if (events & SLIRP_POLL_PRI) e |= POLLPRI;
+  hs->pfds.push_back({fd, e, 0});
+  return static_cast<int>(hs->pfds.size() - 1);
+}
+
+int cb_get_revents(int idx, void* opaque) {
+  auto* hs = static_cast<Harness*>(opaque);
+  if (idx < 0 || static_cast<size_t>(idx) >= hs->pfds.size()) return 0;
+  const short r = hs->pfds[static_cast<size_t>(idx)].revents;
+  int e = 0;
+  if (r & POLLIN) e |= SLIRP_POLL_IN;
+  if (r & POLLOUT) e |= SLIRP_POLL_OUT;
+  if (r & POLLPRI) e |= SLIRP_POLL_PRI;
+  if (r & (POLLERR | POLLNVAL)) e |= SLIRP_POLL_ERR;
+  if (r & POLLHUP) e |= SLIRP_POLL_HUP;
+  return e;
+}
+
+const SlirpCb kCallbacks = {
+    cb_send_packet,     cb_guest_error,        cb_clock_get_ns, cb_timer_new,      cb_timer_free,
+    cb_timer_mod,       cb_register_poll_fd,   cb_unregister_poll_fd, cb_notify, cb_init_completed,
+    cb_timer_new_opaque,
+};
+
+in_addr ip4(const char* s) {
+  in_addr a{};
+  inet_pton(AF_INET, s, &a);
+  return a;
+}
+in6_addr ip6(const char* s) {
+  in6_addr a{};
+  inet_pton(AF_INET6, s, &a);
+  return a;
+}
+
+// One poll round, as the slirp thread does it (with a zero timeout: nothing here may block).
+void poll_round(Harness& hs) {
+  hs.pfds.clear();
+  uint32_t timeout = UINT32_MAX;
+  slirp_pollfds_fill(hs.slirp, &timeout, cb_add_poll, &hs);
+  const int n = poll(hs.pfds.data(), hs.pfds.size(), 0);
+  slirp_pollfds_poll(hs.slirp, n < 0, cb_get_revents, &hs);
+}
+
+// ---- input format ---------------------------------------------------------------------------------
+
+struct Frame {
+  size_t off, len;
+};
+
+std::vector<Frame> split_frames(const uint8_t* data, size_t size) {
+  std::vector<Frame> frames;
+  size_t i = 1;
+  while (i + 2 <= size) {
+    size_t len = size_t{data[i]} << 8 | data[i + 1];
+    i += 2;
+    if (len == 0xffff || len > size - i) len = size - i;
+    frames.push_back({i, len});
+    i += len;
+  }
+  return frames;
+}
+
+uint32_t sum16(const uint8_t* p, size_t n, uint32_t s = 0);
+uint16_t fold(uint32_t s);
+
+// ---- a known libslirp 4.7.0 crash ----------------------------------------------------------------
+//
+// Debian's libslirp 4.7.0 dies (SIGSEGV/SIGBUS) on an IPv4 fragment that has MF clear and a non-zero
+// offset and arrives when no reassembly queue exists for its (id, src, dst, proto): ip_reass() casts
+// the new queue head (struct ipq) to struct ipasfrag, and GCC, assuming the two types do not alias,
+// reads fp->frag_link.next before ip_enq()'s store through the other type. Found by this target; the
+// daemon now feeds libslirp through slirp::FragmentGuard (src/slirp/fragment_guard.hpp), and so does
+// this harness: a crash here means the guard lets the shape through. FUZZ_SLIRP_UNSAFE_FRAGMENTS=1
+// bypasses it (reproduces the libslirp crash with regressions/fuzz_slirp/*).
+bool g_unsafe_fragments = false;
+
+// ---- checksums, for the mutator -----------------------------------------------------------------
+
+uint32_t sum16(const uint8_t* p, size_t n, uint32_t s) {
+  for (size_t i = 0; i + 1 < n; i += 2) s += uint32_t{p[i]} << 8 | p[i + 1];
+  if (n & 1) s += uint32_t{p[n - 1]} << 8;
+  return s;
+}
+uint16_t fold(uint32_t s) {
+  while (s >> 16) s = (s & 0xffff) + (s >> 16);
+  return static_cast<uint16_t>(~s);
+}
+void put16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+
+// Fills in the L4 checksum of `l4` (n bytes, protocol `proto`) given the pseudo-header sum.
+void fix_l4(uint8_t proto, uint8_t* l4, size_t n, uint32_t pseudo) {
+  size_t at;
+  if (proto == IPPROTO_TCP) at = 16;
+  else if (proto == IPPROTO_UDP) at = 6;
+  else if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6) at = 2;
+  else return;
+  if (n < at + 2) return;
+  if (proto == IPPROTO_UDP && n >= 8) put16(l4 + 4, static_cast<uint16_t>(n));  // UDP length
+  put16(l4 + at, 0);
+  const uint16_t c = fold(sum16(l4, n, proto == IPPROTO_ICMP ? 0 : pseudo));
+  put16(l4 + at, proto == IPPROTO_UDP && c == 0 ? 0xffff : c);
+}
+
+// Makes lengths and checksums of one Ethernet frame consistent (as far as it has them).
+void fix_frame(uint8_t* f, size_t len, bool fix_lengths) {
+  if (len < 14) return;
+  const uint16_t type = static_cast<uint16_t>(f[12] << 8 | f[13]);
+  uint8_t* ip = f + 14;
+  const size_t n = len - 14;
+  if (type == 0x0800 && n >= 20) {
+    size_t hl = (ip[0] & 0xf) * 4u;
+    if (fix_lengths) {
+      ip[0] = 0x45;
+      hl = 20;
+      put16(ip + 2, static_cast<uint16_t>(n > 0xffff ? 0xffff : n));
+    }
+    if (hl < 20 || hl > n) return;
+    put16(ip + 10, 0);
+    put16(ip + 10, fold(sum16(ip, hl)));
+    const size_t total = std::min<size_t>(n, size_t{ip[2]} << 8 | ip[3]);
+    const bool fragment = (ip[6] & 0x3f) != 0 || ip[7] != 0;
+    if (total <= hl || fragment) return;
+    const size_t l4n = total - hl;
+    const uint32_t pseudo = sum16(ip + 12, 8) + ip[9] + static_cast<uint32_t>(l4n);
+    fix_l4(ip[9], ip + hl, l4n, pseudo);
+  } else if (type == 0x86dd && n >= 40) {
+    if (fix_lengths) {
+      ip[0] = static_cast<uint8_t>(0x60 | (ip[0] & 0x0f));
+      put16(ip + 4, static_cast<uint16_t>(n - 40 > 0xffff ? 0xffff : n - 40));
+    }
+    const size_t l4n = std::min<size_t>(n - 40, size_t{ip[4]} << 8 | ip[5]);
+    const uint32_t pseudo = sum16(ip + 8, 32) + ip[6] + static_cast<uint32_t>(l4n);
+    fix_l4(ip[6], ip + 40, l4n, pseudo);
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  isolate();
+  g_trace = getenv("FUZZ_SLIRP_TRACE") != nullptr;
+  g_unsafe_fragments = getenv("FUZZ_SLIRP_UNSAFE_FRAGMENTS") != nullptr;
+  setenv("SLIRP_DEBUG", "call,misc", 1);  // read by libslirp's first slirp_new
+  g_log_set_handler("Slirp", static_cast<GLogLevelFlags>(G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL | G_LOG_FLAG_RECURSION),
+                    glib_log, nullptr);
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 1) return 0;
+  const uint8_t conf = data[0];
+  static constexpr size_t kMtus[] = {1500, 65520, 576, 9000};
+
+  Harness hs;
+  hs.mtu = kMtus[(conf >> 2) & 3];
+  // src/slirp/slirp_thread.cpp's config, for the default --cidr 10.0.2.0/24.
+  SlirpConfig cfg{};
+  cfg.version = 4;
+  cfg.restricted = 0;
+  cfg.in_enabled = true;
+  cfg.vnetwork = ip4("10.0.2.0");
+  cfg.vnetmask = ip4("255.255.255.0");
+  cfg.vhost = ip4("10.0.2.2");
+  cfg.vdhcp_start = ip4("10.0.2.15");
+  cfg.vnameserver = ip4("10.0.2.3");
+  cfg.in6_enabled = conf & 1;
+  cfg.vprefix_addr6 = ip6("fd00::");
+  cfg.vprefix_len = 64;
+  cfg.vhost6 = ip6("fd00::2");
+  cfg.vnameserver6 = ip6("fd00::3");
+  cfg.if_mtu = hs.mtu;
+  cfg.if_mru = hs.mtu;
+  cfg.disable_host_loopback = conf & 2;
+  cfg.enable_emu = false;
+  cfg.disable_dns = conf & 16;
+  cfg.disable_dhcp = false;
+
+  g_last_log = 0;
+  if (slirp_new(&cfg, &kCallbacks, &hs) == nullptr) std::abort();
+
+  slirpnetd::slirp::FragmentGuard guard;
+  auto input = [&hs](const uint8_t* p, size_t n) { slirp_input(hs.slirp, p, static_cast<int>(n)); };
+  for (const Frame& f : split_frames(data, size)) {
+    // A private copy of exactly len bytes: ASan catches any read past the frame.
+    std::vector<uint8_t> frame(data + f.off, data + f.off + f.len);
+    if (g_unsafe_fragments)
+      input(frame.data(), frame.size());
+    else
+      guard.input(frame.data(), frame.size(), static_cast<int64_t>(hs.now_ns / 1'000'000), input);
+    hs.now_ns += 100'000'000;  // 100 ms per frame: TCP's fast and slow timers get to run
+    poll_round(hs);
+  }
+  // Let timers (IPv6 router advertisements) fire once, then a last round.
+  for (Harness::Timer* t : std::vector<Harness::Timer*>(hs.timers))
+    if (t->expire_ms >= 0) {
+      t->expire_ms = -1;
+      if (t->cb) t->cb(t->cb_opaque);
+      else slirp_handle_timer(hs.slirp, t->id, t->cb_opaque);
+    }
+  hs.now_ns += 1'000'000'000;
+  poll_round(hs);
+  slirp_cleanup(hs.slirp);
+  for (Harness::Timer* t : hs.timers) delete t;
+  return 0;
+}
+
+// Mutates one frame (or the config byte, or the list of frames) and keeps the framing valid.
+extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max_size, unsigned seed) {
+  std::srand(seed);
+  if (size < 1 || max_size < 3) return LLVMFuzzerMutate(data, size, max_size);
+  std::vector<Frame> frames = split_frames(data, size);
+  std::vector<std::vector<uint8_t>> fs;
+  for (const Frame& f : frames) fs.emplace_back(data + f.off, data + f.off + f.len);
+  uint8_t conf = data[0];
+
+  const int op = std::rand() % 16;
+  if (op == 0 || fs.empty()) {
+    conf = static_cast<uint8_t>(conf ^ (1u << (std::rand() % 5)));
+  } else if (op == 1 && fs.size() < 32) {
+    const size_t i = static_cast<size_t>(std::rand()) % fs.size();
+    fs.insert(fs.begin() + static_cast<long>(i), fs[i]);  // duplicate (retransmission, SYN flood)
+  } else if (op == 2 && fs.size() > 1) {
+    fs.erase(fs.begin() + std::rand() % static_cast<long>(fs.size()));
+  } else if (op == 3 && fs.size() > 1) {
+    std::swap(fs[static_cast<size_t>(std::rand()) % fs.size()], fs[static_cast<size_t>(std::rand()) % fs.size()]);
+  } else {
+    auto& f = fs[static_cast<size_t>(std::rand()) % fs.size()];
+    const size_t old = f.size();
+    const size_t cap = std::max<size_t>(old + 64, std::min<size_t>(max_size, 70000));
+    f.resize(cap);
+    f.resize(LLVMFuzzerMutate(f.data(), old, cap));
+    const int fix = std::rand() % 8;  // mostly valid checksums, sometimes exact lengths too
+    if (fix < 7) fix_frame(f.data(), f.size(), fix < 3);
+  }
+
+  // Re-serialise; a frame of 0xffff bytes or more must be last (its length means "the rest").
+  std::vector<uint8_t> out{conf};
+  for (size_t i = 0; i < fs.size(); ++i) {
+    const auto& f = fs[i];
+    const bool rest = f.size() >= 0xffff;
+    if (rest && i + 1 != fs.size()) continue;
+    const size_t len = rest ? 0xffff : f.size();
+    out.push_back(static_cast<uint8_t>(len >> 8));
+    out.push_back(static_cast<uint8_t>(len));
+    out.insert(out.end(), f.begin(), f.end());
+  }
+  if (out.size() > max_size) out.resize(max_size);  // the last frame comes out truncated
+  std::memcpy(data, out.data(), out.size());
+  return out.size();
+}
