@@ -19,8 +19,11 @@ import time
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 BASELINE = "slirp4netns"
-ALL_CONTENDERS = ["slirpnetd", "slirp4netns", "pasta", "pasta-splice", "veth"]
-DEFAULT_CONTENDERS = ["slirpnetd", "slirp4netns", "pasta", "veth"]
+ALL_CONTENDERS = ["slirpnetd", "slirpnetd-splice", "slirp4netns", "pasta", "pasta-splice", "veth"]
+DEFAULT_CONTENDERS = ["slirpnetd", "slirpnetd-splice", "slirp4netns", "pasta", "veth"]
+# Contenders that differ from another one only in the host -> namespace port forward: they run
+# just the tests through it (tput/rr/crr host2ns-fwd); namespace -> host is the other's path.
+FWD_ONLY = {"slirpnetd-splice": "slirpnetd"}
 
 # Ports. Host side (outer netns): iperf3 and the echo server. Namespace side: the same pair.
 HOST_IPERF, HOST_ECHO = 5201, 5202
@@ -146,10 +149,11 @@ def api_call(sock_path, req, timeout=10):
     return json.loads(data.decode())
 
 
-def add_hostfwd(sock_path, host_port, guest_port, host_addr="127.0.0.1"):
-    return api_call(sock_path, {"execute": "add_hostfwd", "arguments": {
-        "proto": "tcp", "host_addr": host_addr, "host_port": host_port,
-        "guest_addr": "", "guest_port": guest_port}})
+def add_hostfwd(sock_path, host_port, guest_port, host_addr="127.0.0.1", mode=None):
+    fwd = {"proto": "tcp", "host_addr": host_addr, "host_port": host_port, "guest_addr": "", "guest_port": guest_port}
+    if mode:
+        fwd["mode"] = mode  # slirpnetd extension: "splice" (src/fwd)
+    return api_call(sock_path, {"execute": "add_hostfwd", "arguments": fwd})
 
 
 # ------------------------------------------------------------------------------ sessions
@@ -238,18 +242,18 @@ class Session:
         wait_for(ready, 15, f"{ifname} configured with {addr}")
 
     # -- providers
-    def _start_slirp(self, binary):
+    def _start_slirp(self, binary, splice=False):
         if not binary or not os.access(binary, os.X_OK):
             raise NotAvailable(f"binary not found ({binary or 'set SLIRPNETD'})")
         sock = os.path.join(self.env.work, f"api-{self.idx}.sock")
-        self.daemon = self.spawn([binary, "-c", "--mtu", str(self.mtu), "-a", sock,
-                                  str(self.holder.pid), "tap0"], "daemon")
+        self.daemon = self.spawn([binary, "-c", "--mtu", str(self.mtu), "-a", sock]
+                                 + (["--splice"] if splice else []) + [str(self.holder.pid), "tap0"], "daemon")
         self._wait_tap("tap0", GUEST_IP)
         wait_for(lambda: os.path.exists(sock), 10, "API socket")
         self.api_sock = sock
         base = self.fwd_base()
         for i, guest in enumerate((NS_IPERF, NS_ECHO)):
-            reply = add_hostfwd(sock, base + i, guest)
+            reply = add_hostfwd(sock, base + i, guest, mode="splice" if splice else None)
             if "return" not in reply:
                 raise RuntimeError(f"add_hostfwd failed: {reply}")
         self.host_bind, self.ns_target = "127.0.0.1", GATEWAY
@@ -257,6 +261,11 @@ class Session:
 
     def _start_slirpnetd(self):
         self._start_slirp(self.env.slirpnetd)
+
+    def _start_slirpnetd_splice(self):
+        # The same daemon with --splice; the forwards are "mode":"splice" (src/fwd: splice(2)
+        # between the host socket and one opened inside the container, no libslirp involved).
+        self._start_slirp(self.env.slirpnetd, splice=True)
 
     def _start_slirp4netns(self):
         self._start_slirp(shutil.which("slirp4netns"))
@@ -321,8 +330,10 @@ class Session:
 
 
 # ------------------------------------------------------------------------------ tests
-def test_plan(args, mtu):
+def test_plan(args, mtu, name=None):
     """[(key, kind, params)] for one MTU. The default plan is trimmed to fit ~10 min."""
+    if name in FWD_ONLY:
+        return [t for t in test_plan(args, mtu) if t[2]["dir"] == "host2ns-fwd"]
     first = mtu == args.mtus[0]
     plan = []
     for direction in ("ns2host", "ns2host-R", "host2ns-fwd"):
@@ -439,6 +450,7 @@ def versions(env):
         return r.stdout.decode() or "unknown"
     return {
         "slirpnetd": {"path": env.slirpnetd, "version": first_line([env.slirpnetd, "--version"]) if env.slirpnetd else "n/a"},
+        "slirpnetd-splice": {"path": env.slirpnetd, "version": "same binary, --splice, forwards \"mode\":\"splice\""},
         "slirp4netns": {"path": shutil.which("slirp4netns"), "version": "Debian " + deb("slirp4netns")},
         "pasta": {"path": shutil.which("pasta"), "version": "Debian passt " + deb("passt")},
         "pasta-splice": {"path": shutil.which("pasta"), "version": "Debian passt " + deb("passt")},
@@ -477,7 +489,7 @@ def bench(args, env):
                     sess.stop()
                     continue
                 try:
-                    for key, kind, params in test_plan(args, mtu):
+                    for key, kind, params in test_plan(args, mtu, name):
                         try:
                             sess.daemon_alive()
                             m = run_tput(sess, args, params) if kind == "tput" else run_rr(sess, args, kind, params)
@@ -624,7 +636,11 @@ def write_outputs(outdir, result, args):
              "- pasta uses its tap path: the namespace reaches the host through the gateway address, "
              "which pasta maps to the host's loopback; host → namespace connections come from a "
              "non-loopback local address (connections from 127.0.0.1 would take pasta's L4 splice path, "
-             "measured separately as pasta-splice when requested)."]
+             "measured separately as pasta-splice when requested).",
+             "- slirpnetd-splice is slirpnetd with `--splice` and its port forwards added with "
+             "`\"mode\":\"splice\"` (splice(2) between the host socket and a socket opened inside the "
+             "container, no libslirp): only the tests through the forward run; its namespace → host "
+             "path is slirpnetd's (libslirp), so those cells are n/a."]
     for n in result["not_available"]:
         notes.append(f"- n/a: {n['contender']} at MTU {n['mtu']}: {n['reason']}")
     for e in result["errors"]:
@@ -636,6 +652,9 @@ def write_outputs(outdir, result, args):
     with open(os.path.join(outdir, "results.json"), "w") as f:
         json.dump(result, f, indent=1)
     chart(outdir, result, cont)
+    if args.quick:  # a smoke test: keep latest.* pointing at the last real run
+        log("--quick: results only in " + outdir + " (latest.* unchanged)")
+        return
     results = os.path.dirname(outdir)
     if os.path.exists(os.path.join(results, "latest.png")):
         os.unlink(os.path.join(results, "latest.png"))
@@ -696,7 +715,7 @@ def profile(args, env):
     name = args.contenders[0]
     use_perf = shutil.which("perf") and run(["perf", "record", "-o", os.path.join(env.work, "probe.data"),
                                              "--", "true"], 30, check=False).returncode == 0
-    header = [f"# profile of {name} ({env.slirpnetd if name == 'slirpnetd' else shutil.which(name)})",
+    header = [f"# profile of {name} ({env.slirpnetd if name.startswith('slirpnetd') else shutil.which(name)})",
               f"# test: tput ns2host -P {args.streams}, MTU {args.mtus[0]}, {args.duration} s; kernel {os.uname().release}"]
     if not use_perf:
         return profile_callgrind(args, env, name, out, header)
@@ -736,7 +755,7 @@ def profile_callgrind(args, env, name, out, header):
     """Fallback when perf cannot record on this kernel: run the daemon under callgrind."""
     if not shutil.which("valgrind"):
         sys.exit("netbench: neither perf nor valgrind works here; install linux-perf or valgrind")
-    binary = env.slirpnetd if name == "slirpnetd" else shutil.which(name)
+    binary = env.slirpnetd if name.startswith("slirpnetd") else shutil.which(name)
     cg = os.path.join(env.work, "callgrind.out")
     wrapper = os.path.join(env.work, "vg-wrap.sh")
     with open(wrapper, "w") as f:

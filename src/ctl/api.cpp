@@ -163,11 +163,10 @@ struct Commands {
       fwd.splice = name_of(*mode) == "splice";
     }
     if (const Value* pp = member(args, "proxy_protocol")) {
-      if (!pp->IsBool() || (pp->GetBool() && !fwd.splice))
+      if (!pp->IsBool() || (pp->GetBool() && (!fwd.splice || fwd.udp)))
         return error_reply("add_hostfwd: bad arguments.proxy_protocol");
       fwd.proxy_protocol = pp->GetBool();
     }
-    if (fwd.splice && fwd.udp) return error_reply("add_hostfwd: splice mode is TCP only");
     const bool allow6 = api.enable_ipv6_ || fwd.splice;
 
     in_addr any{};

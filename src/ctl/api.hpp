@@ -27,8 +27,9 @@ namespace slirpnetd::ctl {
 // libslirp-notes.md §1.6).
 //
 // slirpnetd extension: "mode":"splice" (default: NetConfig::forward_mode) forwards with the splice
-// forwarder (src/fwd) instead of libslirp: TCP only; IPv6 addresses accepted without -6 (no libslirp
-// involved). "proxy_protocol":true (splice only) sends a PROXY v2 header to the inner server.
+// forwarder (src/fwd) instead of libslirp: TCP with splice(2), UDP by relaying datagrams per client
+// flow; IPv6 addresses accepted without -6 (no libslirp involved). "proxy_protocol":true (splice
+// TCP only) sends a PROXY v2 header to the inner server.
 struct Hostfwd {
   bool udp = false;
   bool splice = false;

@@ -48,8 +48,8 @@ int call(slirp::SlirpThread& thread, Op op) {
 int SlirpBackend::add_hostfwd(const ctl::Hostfwd& fwd) {
   if (!valid_family(fwd.host, fwd.host_len) || !valid_family(fwd.guest, fwd.guest_len)) return -EAFNOSUPPORT;
   if (fwd.splice) {
-    if (forwarder_ == nullptr || fwd.udp) return -ENOTSUP;
-    return forwarder_->add(fwd.host, fwd.host_len, fwd.guest, fwd.guest_len, fwd.proxy_protocol);
+    if (forwarder_ == nullptr) return -ENOTSUP;
+    return forwarder_->add(fwd.host, fwd.host_len, fwd.guest, fwd.guest_len, fwd.proxy_protocol, fwd.udp);
   }
   return call(slirp_, [fwd](Slirp* s) {
     if (fwd.host.ss_family == AF_INET && fwd.guest.ss_family == AF_INET) {
@@ -65,7 +65,7 @@ int SlirpBackend::add_hostfwd(const ctl::Hostfwd& fwd) {
 
 int SlirpBackend::remove_hostfwd(const ctl::Hostfwd& fwd) {
   if (!valid_family(fwd.host, fwd.host_len)) return -EAFNOSUPPORT;
-  if (fwd.splice) return forwarder_ ? forwarder_->remove(fwd.host, fwd.host_len) : -ENOTSUP;
+  if (fwd.splice) return forwarder_ ? forwarder_->remove(fwd.host, fwd.host_len, fwd.udp) : -ENOTSUP;
   return call(slirp_, [fwd](Slirp* s) {
     if (fwd.host.ss_family == AF_INET) {
       const auto& h = reinterpret_cast<const sockaddr_in&>(fwd.host);
@@ -83,7 +83,9 @@ std::string SlirpBackend::stats_json() {
     json += R"(,"splice":{"accepted":)" + std::to_string(f.accepted.load()) +
             R"(,"connect_failed":)" + std::to_string(f.connect_failed.load()) +
             R"(,"active":)" + std::to_string(f.active.load()) + R"(,"bytes_in":)" +
-            std::to_string(f.bytes_in.load()) + R"(,"bytes_out":)" + std::to_string(f.bytes_out.load()) + "}}";
+            std::to_string(f.bytes_in.load()) + R"(,"bytes_out":)" + std::to_string(f.bytes_out.load()) +
+            R"(,"udp_flows":)" + std::to_string(f.udp_flows.load()) + R"(,"udp_dropped":)" +
+            std::to_string(f.udp_dropped.load()) + "}}";
   }
   return json;
 }

@@ -1,6 +1,6 @@
 // fwd/connector.cpp: the connector child and its request/reply protocol.
 //
-// Request (one SEQPACKET message): Request{addr, len}. Reply: Reply{err}, with the socket attached
+// Request (one SEQPACKET message): Request{addr, len, type}. Reply: Reply{err}, with the socket attached
 // (SCM_RIGHTS) when err == 0.
 #include "fwd/connector.hpp"
 
@@ -24,6 +24,7 @@ namespace {
 struct Request {
   sockaddr_storage addr;
   socklen_t len;
+  int type;  // SOCK_STREAM or SOCK_DGRAM
 };
 struct Reply {
   int err;  // 0 or an errno
@@ -92,12 +93,12 @@ void send_reply(int sock, int err, int fd) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) ::_exit(0);  // the daemon is gone
     if (n != sizeof req || (req.addr.ss_family != AF_INET && req.addr.ss_family != AF_INET6) ||
-        req.len > sizeof req.addr) {
+        req.len > sizeof req.addr || (req.type != SOCK_STREAM && req.type != SOCK_DGRAM)) {
       send_reply(sock, EINVAL, -1);
       continue;
     }
     loopback_if_unspecified(req.addr);
-    UniqueFd s(::socket(req.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    UniqueFd s(::socket(req.addr.ss_family, req.type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!s) {
       send_reply(sock, errno, -1);
       continue;
@@ -137,9 +138,9 @@ Connector::~Connector() {
   }
 }
 
-int Connector::connect(const sockaddr_storage& to, socklen_t len, UniqueFd& out) {
+int Connector::connect(const sockaddr_storage& to, socklen_t len, UniqueFd& out, int type) {
   std::lock_guard<std::mutex> lock(mu_);
-  Request req{to, len};
+  Request req{to, len, type};
   ssize_t n;
   do n = ::send(sock_.get(), &req, sizeof req, MSG_NOSIGNAL);
   while (n < 0 && errno == EINTR);

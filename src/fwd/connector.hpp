@@ -6,7 +6,8 @@
 // user namespace (if given; failure ignored, as slirp4netns does) and network namespace, closes
 // every inherited fd except its end of a SOCK_SEQPACKET socketpair, and then serves requests
 // until the daemon closes that socket: for each "connect to ADDR" it creates a non-blocking TCP
-// socket *in the target netns*, starts connect() and passes the socket back with SCM_RIGHTS.
+// (or UDP) socket *in the target netns*, starts connect() and passes the socket back with
+// SCM_RIGHTS.
 // The daemon therefore stays single-netns, and needs no setns() once threads run or seccomp is on.
 //
 // Threads: start() before any thread exists (setns(CLONE_NEWUSER) refuses multithreaded callers);
@@ -34,7 +35,8 @@ class Connector {
   // A non-blocking, close-on-exec TCP socket created in the target netns, whose connect() to `to`
   // has started (completion: writable, then SO_ERROR). An unspecified address (0.0.0.0, ::) means
   // that family's loopback. Returns 0 or -errno (from socket(), connect(), or the round trip).
-  int connect(const sockaddr_storage& to, socklen_t len, UniqueFd& out);
+  // type SOCK_DGRAM: a UDP socket connected to `to` (connect() completes at once).
+  int connect(const sockaddr_storage& to, socklen_t len, UniqueFd& out, int type = SOCK_STREAM);
 
   pid_t pid() const { return pid_; }
 

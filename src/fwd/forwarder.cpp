@@ -7,6 +7,9 @@
 // Waiting states are then exactly "src would block" (an EPOLLIN edge comes with new data) or
 // "dst would block" (an EPOLLOUT edge comes when it drains): nothing is ever left unread without
 // an edge to come.
+//
+// UDP forwards (worker 0 only, level-triggered) relay datagrams through one user-space buffer;
+// see forwarder.hpp for why splice(2) does not apply.
 #include "fwd/forwarder.hpp"
 
 #include <fcntl.h>
@@ -21,6 +24,7 @@
 #include <functional>
 #include <future>
 #include <mutex>
+#include <string>
 #include <system_error>
 #include <thread>
 #include <unordered_map>
@@ -28,8 +32,10 @@
 namespace slirpnetd::fwd {
 namespace {
 
-enum Tag : uintptr_t { kWake = 0, kListener = 1, kClient = 2, kInner = 3 };
-constexpr uintptr_t kTagMask = 3;
+// Low pointer bits tag epoll events (the structs are at least 8-byte aligned).
+enum Tag : uintptr_t { kWake = 0, kListener = 1, kClient = 2, kInner = 3, kUdpHost = 4, kUdpFlow = 5 };
+constexpr uintptr_t kTagMask = 7;
+constexpr int kUdpBatch = 64;  // datagrams per readiness event, so one busy socket cannot starve the rest
 
 uint64_t tagged(const void* p, Tag t) { return reinterpret_cast<uintptr_t>(p) | t; }
 
@@ -125,6 +131,22 @@ struct Forwarder::Listener {
   bool proxy_protocol = false;
 };
 
+struct Forwarder::Flow {
+  UdpForward* fwd = nullptr;
+  UniqueFd inner;  // in the container, connected to the guest address
+  sockaddr_storage client{};
+  socklen_t client_len = 0;
+  std::chrono::steady_clock::time_point last;  // last datagram either way
+};
+
+struct Forwarder::UdpForward {
+  UniqueFd fd;  // bound to the host address; closed (reset) on removal
+  sockaddr_storage host{};
+  sockaddr_storage guest{};
+  socklen_t guest_len = 0;
+  std::unordered_map<std::string, std::unique_ptr<Flow>> flows;  // by client sockaddr bytes
+};
+
 struct Forwarder::Conn {
   UniqueFd client, inner;
   bool connected = false;
@@ -147,6 +169,9 @@ struct Forwarder::Worker {
   std::vector<std::unique_ptr<Listener>> listeners;  // worker 0 only
   std::vector<std::shared_ptr<Conn>> dead_conns;     // freed after the epoll batch
   std::vector<std::unique_ptr<Listener>> dead_listeners;
+  std::vector<std::unique_ptr<UdpForward>> udp;  // worker 0 only
+  std::vector<std::unique_ptr<UdpForward>> dead_udp;
+  std::chrono::steady_clock::time_point next_expiry{};
 
   void post(std::function<void()> fn) {
     {
@@ -247,7 +272,9 @@ Forwarder::Forwarder(Connector& connector, ForwarderOptions opts) : connector_(c
     w->thread = std::thread([this, w] {
       epoll_event evs[64];
       while (!w->stopping.load(std::memory_order_acquire)) {
-        const int ready = ::epoll_wait(w->epoll.get(), evs, 64, -1);
+        // With UDP flows open, wake at least once a second to close the idle ones.
+        const bool flows = w == workers_.front().get() && stats_.udp_flows.load(std::memory_order_relaxed) > 0;
+        const int ready = ::epoll_wait(w->epoll.get(), evs, 64, flows ? 1000 : -1);
         for (int i = 0; i < ready; ++i) {
           const uintptr_t v = evs[i].data.u64;
           const auto tag = static_cast<Tag>(v & kTagMask);
@@ -256,11 +283,17 @@ Forwarder::Forwarder(Connector& connector, ForwarderOptions opts) : connector_(c
             w->run_commands();
           else if (tag == kListener)
             accept_all(*static_cast<Listener*>(p));
+          else if (tag == kUdpHost)
+            udp_from_clients(*static_cast<UdpForward*>(p));
+          else if (tag == kUdpFlow)
+            udp_from_guest(*static_cast<Flow*>(p));
           else
             w->on_conn(*static_cast<Conn*>(p), tag, evs[i].events, stats_);
         }
         w->dead_conns.clear();
         w->dead_listeners.clear();
+        w->dead_udp.clear();
+        if (flows) udp_expire(*w);
       }
     });
   }
@@ -278,8 +311,9 @@ void Forwarder::stop() {
 }
 
 int Forwarder::add(const sockaddr_storage& host, socklen_t host_len, const sockaddr_storage& guest,
-                   socklen_t guest_len, bool proxy_protocol) {
+                   socklen_t guest_len, bool proxy_protocol, bool udp) {
   if (!valid(host, host_len) || !valid(guest, guest_len)) return -EAFNOSUPPORT;
+  if (udp) return proxy_protocol ? -EINVAL : add_udp(host, host_len, guest, guest_len);
   auto l = std::make_unique<Listener>();
   l->fd.reset(::socket(host.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!l->fd) return -errno;
@@ -313,11 +347,30 @@ int Forwarder::add(const sockaddr_storage& host, socklen_t host_len, const socka
   return result.get();
 }
 
-int Forwarder::remove(const sockaddr_storage& host, socklen_t host_len) {
+int Forwarder::remove(const sockaddr_storage& host, socklen_t host_len, bool udp) {
   if (!valid(host, host_len)) return -EAFNOSUPPORT;
   Worker* w0 = workers_.front().get();
   auto done = std::make_shared<std::promise<int>>();
   auto result = done->get_future();
+  if (udp) {
+    w0->post([this, w0, host, done] {
+      for (auto it = w0->udp.begin(); it != w0->udp.end(); ++it) {
+        if (!same_host((*it)->host, host)) continue;
+        // Closing removes the sockets from the epoll set; the structs live until the batch ends,
+        // for events already returned in it (their closed fds make them no-ops).
+        (*it)->fd.reset();
+        for (auto& [key, flow] : (*it)->flows) flow->inner.reset();
+        stats_.udp_flows.fetch_sub((*it)->flows.size(), std::memory_order_relaxed);
+        w0->dead_udp.push_back(std::move(*it));
+        w0->udp.erase(it);
+        done->set_value(0);
+        return;
+      }
+      done->set_value(-ENOENT);
+    });
+    if (result.wait_for(std::chrono::seconds(5)) != std::future_status::ready) return -ETIMEDOUT;
+    return result.get();
+  }
   w0->post([w0, host, done] {
     for (auto it = w0->listeners.begin(); it != w0->listeners.end(); ++it) {
       if (!same_host((*it)->host, host)) continue;
@@ -357,6 +410,114 @@ void Forwarder::accept_all(Listener& l) {
     }
     Worker* w = workers_[next_worker_.fetch_add(1, std::memory_order_relaxed) % workers_.size()].get();
     w->post([this, w, c] { w->adopt(c, stats_); });
+  }
+}
+
+int Forwarder::add_udp(const sockaddr_storage& host, socklen_t host_len, const sockaddr_storage& guest,
+                       socklen_t guest_len) {
+  auto u = std::make_unique<UdpForward>();
+  u->fd.reset(::socket(host.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!u->fd) return -errno;
+  const int one = 1;
+  if (host.ss_family == AF_INET6) ::setsockopt(u->fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(u->fd.get(), reinterpret_cast<const sockaddr*>(&host), host_len) < 0) return -errno;
+  u->host = host;
+  u->guest = guest;
+  u->guest_len = guest_len;
+  Worker* w0 = workers_.front().get();
+  auto shared = std::make_shared<std::unique_ptr<UdpForward>>(std::move(u));
+  auto done = std::make_shared<std::promise<int>>();
+  auto result = done->get_future();
+  w0->post([w0, shared, done] {
+    UdpForward* raw = shared->get();
+    epoll_event ev{};
+    ev.events = EPOLLIN;  // level-triggered: at most kUdpBatch datagrams per event
+    ev.data.u64 = tagged(raw, kUdpHost);
+    if (::epoll_ctl(w0->epoll.get(), EPOLL_CTL_ADD, raw->fd.get(), &ev) < 0) {
+      done->set_value(-errno);
+      return;
+    }
+    w0->udp.push_back(std::move(*shared));
+    done->set_value(0);
+  });
+  if (result.wait_for(std::chrono::seconds(5)) != std::future_status::ready) return -ETIMEDOUT;
+  return result.get();
+}
+
+void Forwarder::udp_from_clients(UdpForward& u) {
+  Worker& w0 = *workers_.front();
+  for (int i = 0; i < kUdpBatch && u.fd; ++i) {
+    sockaddr_storage peer{};
+    socklen_t peer_len = sizeof peer;
+    const ssize_t n = ::recvfrom(u.fd.get(), udp_buf_.data(), udp_buf_.size(), 0,
+                                 reinterpret_cast<sockaddr*>(&peer), &peer_len);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      continue;  // EINTR, or an error report queued on the socket: the next datagram
+    }
+    const std::string key(reinterpret_cast<const char*>(&peer), peer_len);
+    auto it = u.flows.find(key);
+    if (it == u.flows.end()) {
+      if (stats_.udp_flows.load(std::memory_order_relaxed) >= static_cast<uint64_t>(opts_.udp_max_flows)) {
+        stats_.udp_dropped.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      auto f = std::make_unique<Flow>();
+      f->fwd = &u;
+      f->client = peer;
+      f->client_len = peer_len;
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u64 = tagged(f.get(), kUdpFlow);
+      if (connector_.connect(u.guest, u.guest_len, f->inner, SOCK_DGRAM) != 0 ||
+          ::epoll_ctl(w0.epoll.get(), EPOLL_CTL_ADD, f->inner.get(), &ev) < 0) {
+        stats_.connect_failed.fetch_add(1, std::memory_order_relaxed);
+        stats_.udp_dropped.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      stats_.accepted.fetch_add(1, std::memory_order_relaxed);
+      stats_.udp_flows.fetch_add(1, std::memory_order_relaxed);
+      it = u.flows.emplace(key, std::move(f)).first;
+    }
+    Flow& f = *it->second;
+    f.last = std::chrono::steady_clock::now();
+    if (::send(f.inner.get(), udp_buf_.data(), static_cast<size_t>(n), MSG_DONTWAIT | MSG_NOSIGNAL) == n)
+      stats_.bytes_in.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+    else  // a full buffer, or ECONNREFUSED left by an earlier datagram: dropped, as a router would
+      stats_.udp_dropped.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void Forwarder::udp_from_guest(Flow& f) {
+  for (int i = 0; i < kUdpBatch && f.inner; ++i) {
+    const ssize_t n = ::recv(f.inner.get(), udp_buf_.data(), udp_buf_.size(), 0);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      continue;  // ECONNREFUSED (ICMP port unreachable from the guest) or EINTR
+    }
+    f.last = std::chrono::steady_clock::now();
+    if (f.fwd->fd && ::sendto(f.fwd->fd.get(), udp_buf_.data(), static_cast<size_t>(n), MSG_DONTWAIT | MSG_NOSIGNAL,
+                              reinterpret_cast<const sockaddr*>(&f.client), f.client_len) == n)
+      stats_.bytes_out.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+    else
+      stats_.udp_dropped.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void Forwarder::udp_expire(Worker& w) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now < w.next_expiry) return;
+  w.next_expiry = now + std::chrono::seconds(1);
+  const auto idle = std::chrono::milliseconds(opts_.udp_idle_ms);
+  for (auto& u : w.udp) {
+    for (auto it = u->flows.begin(); it != u->flows.end();) {
+      if (now - it->second->last < idle) {
+        ++it;
+        continue;
+      }
+      it = u->flows.erase(it);  // closing the socket removes it from the epoll set
+      stats_.udp_flows.fetch_sub(1, std::memory_order_relaxed);
+    }
   }
 }
 

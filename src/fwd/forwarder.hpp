@@ -15,10 +15,20 @@
 // loopback client). With proxy_protocol, a PROXY protocol v2 header carrying the real client
 // address and the listener's address is sent first on the inner connection.
 //
-// TCP only. Listeners for an IPv6 host address are IPV6_V6ONLY (as the slirp path's are).
+// UDP ("proto":"udp"): one host socket per forward, and per client address (ip:port) a flow: a UDP
+// socket from the Connector, created inside the container and connected to the guest address.
+// Datagrams go client -> host socket -> flow socket -> guest and back the same way, relayed with
+// recvfrom/send and recv/sendto: splice(2) moves a byte stream through a pipe and cannot keep
+// datagram boundaries or a peer address, so it does not apply to UDP. A flow is closed after
+// `udp_idle_ms` without a datagram either way; at most `udp_max_flows` exist per forwarder (a new
+// client's datagrams are dropped beyond that). Datagrams are dropped, never queued, when a socket
+// buffer is full, as a router would.
+//
+// Sockets for an IPv6 host address are IPV6_V6ONLY (as the slirp path's are).
 //
 // Threads: `threads` workers, each an epoll loop owning its connections; worker 0 also owns the
-// listeners and accepts. add()/remove()/stats() from any thread (the control thread).
+// listeners, accepts, and runs every UDP forward and its flows. add()/remove()/stats() from any
+// thread (the control thread).
 #include <sys/socket.h>
 
 #include <atomic>
@@ -34,6 +44,8 @@ namespace slirpnetd::fwd {
 struct ForwarderOptions {
   int threads = 2;
   int pipe_bytes = 1 << 20;  // F_SETPIPE_SZ per direction (best effort; the default is 64 KiB)
+  int udp_idle_ms = 60000;   // a UDP flow idle this long is closed (checked about once a second)
+  int udp_max_flows = 1024;  // UDP flows, over all UDP forwards
 };
 
 struct ForwarderStats {
@@ -42,6 +54,8 @@ struct ForwarderStats {
   std::atomic<uint64_t> active{0};
   std::atomic<uint64_t> bytes_in{0};   // client -> container
   std::atomic<uint64_t> bytes_out{0};  // container -> client
+  std::atomic<uint64_t> udp_flows{0};  // UDP flows open now
+  std::atomic<uint64_t> udp_dropped{0};  // UDP datagrams dropped (flow cap, full buffers, errors)
 };
 
 class Forwarder {
@@ -53,12 +67,13 @@ class Forwarder {
   Forwarder& operator=(const Forwarder&) = delete;
 
   // Listens on `host` (port set) and forwards each connection to `guest` (port set) in the
-  // container. 0 or -errno (bind's EADDRINUSE, EAFNOSUPPORT for a family other than IPv4/IPv6).
+  // container. 0 or -errno (bind's EADDRINUSE, EAFNOSUPPORT for a family other than IPv4/IPv6,
+  // EINVAL for proxy_protocol with udp). `udp`: a UDP forward (see above).
   int add(const sockaddr_storage& host, socklen_t host_len, const sockaddr_storage& guest, socklen_t guest_len,
-          bool proxy_protocol);
-  // Closes the listener for `host` (established connections are kept, as libslirp does).
-  // 0 or -ENOENT.
-  int remove(const sockaddr_storage& host, socklen_t host_len);
+          bool proxy_protocol, bool udp = false);
+  // TCP: closes the listener for `host` (established connections are kept, as libslirp does).
+  // UDP: closes the host socket and every flow of that forward. 0 or -ENOENT.
+  int remove(const sockaddr_storage& host, socklen_t host_len, bool udp = false);
   // Joins the workers and closes every socket. Idempotent.
   void stop();
 
@@ -68,13 +83,20 @@ class Forwarder {
   struct Worker;
   struct Listener;
   struct Conn;
+  struct UdpForward;
+  struct Flow;
   void accept_all(Listener& l);
+  int add_udp(const sockaddr_storage& host, socklen_t host_len, const sockaddr_storage& guest, socklen_t guest_len);
+  void udp_from_clients(UdpForward& u);  // host socket readable
+  void udp_from_guest(Flow& f);          // flow socket readable
+  void udp_expire(Worker& w);            // closes idle flows
 
   Connector& connector_;
   const ForwarderOptions opts_;
   ForwarderStats stats_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<unsigned> next_worker_{0};
+  std::vector<char> udp_buf_ = std::vector<char>(65536);  // worker 0's relay buffer
 };
 
 // The PROXY protocol v2 header for a TCP connection from `client` to `server` (same family).

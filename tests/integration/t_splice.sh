@@ -5,8 +5,8 @@
 # default, the peer address the inner server sees in each mode (libslirp: 10.0.2.2 for a loopback
 # client; splice: the container-side source address, 10.0.2.100 for the default guest address and
 # 127.0.0.1 for guest_addr 127.0.0.1; with proxy_protocol the PROXY v2 header carries the real
-# client, 127.0.0.1), IPv6 host addresses, UDP refused, removal, and iperf3 through both paths
-# (throughput printed, not asserted).
+# client, 127.0.0.1), IPv6 host addresses, UDP splice forwards (one flow per client socket, IPv4
+# and IPv6, removal), removal, and iperf3 through both paths (throughput printed, not asserted).
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
 command -v jq >/dev/null || fail "jq is not installed (run scripts/deps.sh)"
@@ -40,6 +40,8 @@ start_container
 in_ns "$C" sysctl -qw net.ipv6.conf.default.accept_dad=0
 NS=$C start_echo tcp-echo 0.0.0.0 80
 NS=$C start_echo tcp-echo :: 81
+NS=$C start_echo udp-echo 0.0.0.0 5353
+NS=$C start_echo udp-echo :: 5354
 start_bg peer90 in_ns "$C" "$PYTHON" "$TMP/peer.py" 90 plain "$TMP/peer90.ready"
 start_bg peer91 in_ns "$C" "$PYTHON" "$TMP/peer.py" 91 proxy "$TMP/peer91.ready"
 start_bg iperf-server in_ns "$C" iperf3 -s -p 5201
@@ -82,8 +84,23 @@ list=$(api "$sock" '{"execute":"list_hostfwd"}')
 assert_eq "null splice splice splice" "$(jq -r '[.entries[] | select(.host_port >= 9090 and .host_port <= 9093) | .mode] | map(tostring) | join(" ")' <<<"$list")" "modes listed"
 assert_eq true "$(jq -r '.entries[] | select(.host_port == 9093) | .proxy_protocol' <<<"$list")" "proxy_protocol listed"
 
-# Errors: UDP, unknown mode, proxy_protocol without splice, a port in use.
-assert_contains "$(api "$sock" '{"execute":"add_hostfwd","arguments":{"proto":"udp","host_port":9100,"guest_port":90,"mode":"splice"}}')" "splice mode is TCP only" "UDP splice refused"
+# UDP splice forwards: each client socket (udp-check opens a new one) gets its own flow, i.e. its
+# own connected socket inside the container; IPv6 too; removal stops the forward.
+u1=$(add '{"proto":"udp","host_addr":"127.0.0.1","host_port":8053,"guest_port":5353,"mode":"splice"}')
+assert_eq "OK udp echo" "$(nettool host udp-check 127.0.0.1 8053 --timeout 5)" "UDP splice forward, client 1"
+assert_eq "OK udp echo" "$(nettool host udp-check 127.0.0.1 8053 --timeout 5)" "UDP splice forward, client 2"
+assert_eq 2 "$(api "$sock" '{"execute":"get_stats"}' | jq -r '.return.splice.udp_flows')" "one UDP flow per client"
+assert_eq udp "$(api "$sock" '{"execute":"list_hostfwd"}' | jq -r ".entries[] | select(.id == $u1) | .proto")" "UDP splice listed"
+u6=$(add '{"proto":"udp","host_addr":"::1","host_port":8054,"guest_addr":"::1","guest_port":5354,"mode":"splice"}')
+assert_eq "OK udp echo" "$(nettool host udp-check ::1 8054 --timeout 5)" "IPv6 UDP splice forward"
+assert_eq '{"return":{}}' "$(api "$sock" "{\"execute\":\"remove_hostfwd\",\"arguments\":{\"id\":$u1}}")" "remove UDP"
+assert_eq '{"return":{}}' "$(api "$sock" "{\"execute\":\"remove_hostfwd\",\"arguments\":{\"id\":$u6}}")" "remove IPv6 UDP"
+assert_match "$(nettool host udp-check 127.0.0.1 8053 --timeout 2)" "^ERROR" "UDP splice forward after removal"
+assert_match "$(nettool host udp-check ::1 8054 --timeout 2)" "^ERROR" "IPv6 UDP splice forward after removal"
+assert_eq 0 "$(api "$sock" '{"execute":"get_stats"}' | jq -r '.return.splice.udp_flows')" "UDP flows closed on removal"
+
+# Errors: PROXY header for UDP, unknown mode, proxy_protocol without splice, a port in use.
+assert_contains "$(api "$sock" '{"execute":"add_hostfwd","arguments":{"proto":"udp","host_port":9100,"guest_port":90,"mode":"splice","proxy_protocol":true}}')" "bad arguments.proxy_protocol" "no PROXY header for UDP"
 assert_contains "$(api "$sock" '{"execute":"add_hostfwd","arguments":{"proto":"tcp","host_port":9100,"guest_port":90,"mode":"fast"}}')" "bad arguments.mode" "unknown mode"
 assert_contains "$(api "$sock" '{"execute":"add_hostfwd","arguments":{"proto":"tcp","host_port":9100,"guest_port":90,"proxy_protocol":true}}')" "bad arguments.proxy_protocol" "proxy_protocol needs splice"
 assert_contains "$(api "$sock" '{"execute":"add_hostfwd","arguments":{"proto":"tcp","host_addr":"127.0.0.1","host_port":8080,"guest_port":80,"mode":"splice"}}')" "splice forward failed" "port in use"

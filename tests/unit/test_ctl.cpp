@@ -410,8 +410,8 @@ TEST_CASE("add_hostfwd mode splice and proxy_protocol (slirpnetd extension)", "[
   CHECK(api.handle_request(add(8085, 80, R"(,"proxy_protocol":true)")) == err("add_hostfwd: bad arguments.proxy_protocol"));
   CHECK(api.handle_request(add(8085, 80, R"(,"mode":"splice","proxy_protocol":"yes")")) ==
         err("add_hostfwd: bad arguments.proxy_protocol"));
-  CHECK(api.handle_request(R"({"execute":"add_hostfwd","arguments":{"proto":"udp","host_port":53,"guest_port":53,"mode":"splice"}})") ==
-        err("add_hostfwd: splice mode is TCP only"));
+  CHECK(api.handle_request(R"({"execute":"add_hostfwd","arguments":{"proto":"udp","host_port":53,"guest_port":53,"mode":"splice","proxy_protocol":true}})") ==
+        err("add_hostfwd: bad arguments.proxy_protocol"));
   CHECK(api.handle_request(add(8080, 80, R"(,"mode":"splice")")) == err("add_hostfwd: splice forward failed"));
 
   // Listed with "mode" (and "proxy_protocol" when set); slirp entries unchanged.

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <string>
 #include <thread>
@@ -359,4 +360,163 @@ TEST_CASE("proxy_v2_header for IPv6", "[fwd][proxy]") {
   CHECK(h[17] == 0x01);
   CHECK(((h[48] << 8) | h[49]) == 1234);
   CHECK(((h[50] << 8) | h[51]) == 80);
+}
+
+namespace {
+
+// UDP echo server: answers each datagram with "<peer ip:port> <payload>", so a test sees which
+// socket the forwarder sent it from.
+struct UdpEchoServer {
+  UniqueFd fd;
+  std::thread thread;
+  std::atomic<bool> stop{false};
+
+  explicit UdpEchoServer(const char* ip) {
+    socklen_t len = 0;
+    auto ss = addr(ip, 0, len);
+    fd.reset(::socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0);
+    thread = std::thread([this] {
+      char buf[2048];
+      while (!stop) {
+        pollfd p{fd.get(), POLLIN, 0};
+        if (::poll(&p, 1, 50) <= 0) continue;
+        sockaddr_storage peer{};
+        socklen_t pl = sizeof peer;
+        const ssize_t n = ::recvfrom(fd.get(), buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&peer), &pl);
+        if (n < 0) continue;
+        char peer_ip[INET6_ADDRSTRLEN] = "";
+        const void* a = peer.ss_family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6&>(peer).sin6_addr)
+                                                   : static_cast<const void*>(&reinterpret_cast<sockaddr_in&>(peer).sin_addr);
+        inet_ntop(peer.ss_family, a, peer_ip, sizeof peer_ip);
+        const std::string reply = std::string(peer_ip) + ":" + std::to_string(port_of_peer(peer)) + " " +
+                                  std::string(buf, static_cast<size_t>(n));
+        ::sendto(fd.get(), reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&peer), pl);
+      }
+    });
+  }
+  static int port_of_peer(const sockaddr_storage& ss) {
+    return ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6&>(ss).sin6_port
+                                          : reinterpret_cast<const sockaddr_in&>(ss).sin_port);
+  }
+  int port() const { return port_of(fd.get()); }
+  ~UdpEchoServer() {
+    stop = true;
+    thread.join();
+  }
+};
+
+int free_udp_port(const char* ip) {
+  socklen_t len = 0;
+  auto ss = addr(ip, 0, len);
+  UniqueFd fd(::socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0);
+  return port_of(fd.get());
+}
+
+UniqueFd udp_client(const char* ip, int port) {
+  socklen_t len = 0;
+  auto ss = addr(ip, port, len);
+  UniqueFd fd(::socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  REQUIRE(::connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0);
+  return fd;
+}
+
+// Sends `msg`, returns the answer ("" after `timeout_ms` without one).
+std::string udp_ask(int fd, const std::string& msg, int timeout_ms = 3000) {
+  ::send(fd, msg.data(), msg.size(), 0);
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, timeout_ms) != 1) return "";
+  char buf[2048];
+  const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+}
+
+bool wait_until(const std::function<bool()>& pred, int ms) {
+  for (int i = 0; i < ms / 20; ++i) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
+
+}  // namespace
+
+TEST_CASE("UDP forward: one flow per client, echo both ways, idle flows closed, remove stops it", "[fwd][udp]") {
+  REQUIRE_NETNS();
+  auto conn = Connector::start("", "");
+  REQUIRE(conn);
+  UdpEchoServer echo("127.0.0.1");
+  ForwarderOptions opts;
+  opts.udp_idle_ms = 300;
+  Forwarder fwd(*conn, opts);
+  const int port = free_udp_port("127.0.0.1");
+  socklen_t hl = 0, gl = 0;
+  auto h = addr("127.0.0.1", port, hl);
+  auto g = addr("0.0.0.0", echo.port(), gl);  // unspecified: the container's loopback
+  CHECK(fwd.add(h, hl, g, gl, true, true) == -EINVAL);  // no PROXY header for UDP
+  REQUIRE(fwd.add(h, hl, g, gl, false, true) == 0);
+  CHECK(fwd.add(h, hl, g, gl, false, true) == -EADDRINUSE);
+  // A TCP forward on the same host port is a different forward.
+  EchoServer tcp_echo("127.0.0.1");
+  socklen_t tl = 0;
+  auto tg = addr("127.0.0.1", tcp_echo.port(), tl);
+  CHECK(fwd.add(h, hl, tg, tl, false) == 0);
+
+  UniqueFd a = udp_client("127.0.0.1", port), b = udp_client("127.0.0.1", port);
+  const std::string a1 = udp_ask(a.get(), "hello"), b1 = udp_ask(b.get(), "world");
+  const std::string a2 = udp_ask(a.get(), "again");
+  REQUIRE(a1.size() > 6);
+  REQUIRE(b1.size() > 6);
+  CHECK(a1.substr(a1.find(' ')) == " hello");
+  CHECK(b1.substr(b1.find(' ')) == " world");
+  // Each client has its own flow (inner socket, hence its own source port); a flow is reused.
+  const std::string peer_a = a1.substr(0, a1.find(' ')), peer_b = b1.substr(0, b1.find(' '));
+  CHECK(peer_a.rfind("127.0.0.1:", 0) == 0);
+  CHECK(peer_a != peer_b);
+  CHECK(a2 == peer_a + " again");
+  CHECK(fwd.stats().udp_flows.load() == 2);
+  CHECK(fwd.stats().bytes_in.load() == 15);
+  // Datagram boundaries are kept: a large one arrives whole.
+  const std::string big(1400, 'x');
+  CHECK(udp_ask(b.get(), big) == peer_b + " " + big);
+
+  // Idle flows are closed (about a second after udp_idle_ms); the next datagram opens a new one.
+  CHECK(wait_until([&] { return fwd.stats().udp_flows.load() == 0; }, 4000));
+  const std::string a3 = udp_ask(a.get(), "later");
+  CHECK(a3.substr(a3.find(' ')) == " later");
+  CHECK(a3.substr(0, a3.find(' ')) != peer_a);
+  CHECK(fwd.stats().udp_flows.load() == 1);
+
+  // Removal closes the host socket and the flows; the TCP forward on the same port stays.
+  CHECK(fwd.remove(h, hl, true) == 0);
+  CHECK(fwd.remove(h, hl, true) == -ENOENT);
+  CHECK(fwd.stats().udp_flows.load() == 0);
+  CHECK(udp_ask(a.get(), "gone", 500) == "");
+  UniqueFd t = connect_to("127.0.0.1", port);
+  REQUIRE(t);
+  CHECK(echo_roundtrip(t.get(), 1000));
+}
+
+TEST_CASE("UDP forward: flow cap, and IPv6", "[fwd][udp][ipv6]") {
+  REQUIRE_NETNS();
+  auto conn = Connector::start("", "");
+  REQUIRE(conn);
+  UdpEchoServer echo("::1");
+  ForwarderOptions opts;
+  opts.udp_max_flows = 2;
+  Forwarder fwd(*conn, opts);
+  const int port = free_udp_port("::1");
+  socklen_t hl = 0, gl = 0;
+  auto h = addr("::1", port, hl);
+  auto g = addr("::1", echo.port(), gl);
+  REQUIRE(fwd.add(h, hl, g, gl, false, true) == 0);
+  UniqueFd a = udp_client("::1", port), b = udp_client("::1", port), c = udp_client("::1", port);
+  const std::string ra = udp_ask(a.get(), "a");
+  CHECK(ra.rfind("::1:", 0) == 0);
+  CHECK(ra.substr(ra.find(' ')) == " a");
+  CHECK(udp_ask(b.get(), "b").size() > 2);
+  CHECK(udp_ask(c.get(), "c", 500) == "");  // a third client: over the cap, dropped
+  CHECK(fwd.stats().udp_dropped.load() == 1);
+  CHECK(udp_ask(a.get(), "a2").substr(ra.find(' ')) == " a2");  // existing flows still work
 }
