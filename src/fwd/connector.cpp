@@ -4,6 +4,8 @@
 // (SCM_RIGHTS) when err == 0.
 #include "fwd/connector.hpp"
 
+#include "common/fd_passing.hpp"
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -62,23 +64,8 @@ void loopback_if_unspecified(sockaddr_storage& ss) {
 }
 
 void send_reply(int sock, int err, int fd) {
-  Reply reply{err};
-  iovec iov{&reply, sizeof reply};
-  alignas(cmsghdr) char buf[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  if (fd >= 0) {
-    msg.msg_control = buf;
-    msg.msg_controllen = sizeof buf;
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  }
-  while (::sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR) {
-  }
+  const Reply reply{err};
+  send_with_fd(sock, &reply, sizeof reply, fd);
 }
 
 [[noreturn]] void child_main(int sock, const std::string& netns, const std::string& userns) {
@@ -147,23 +134,11 @@ int Connector::connect(const sockaddr_storage& to, socklen_t len, UniqueFd& out,
   if (n != sizeof req) return n < 0 ? -errno : -EIO;
 
   Reply reply{};
-  iovec iov{&reply, sizeof reply};
-  alignas(cmsghdr) char buf[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = buf;
-  msg.msg_controllen = sizeof buf;
-  do n = ::recvmsg(sock_.get(), &msg, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
+  n = recv_with_fd(sock_.get(), &reply, sizeof reply, out);
   if (n < 0) return -errno;
-  if (n != sizeof reply) return -EPIPE;  // the child died
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (c != nullptr && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-      c->cmsg_len == CMSG_LEN(sizeof(int))) {
-    int fd;
-    std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-    out.reset(fd);
+  if (n != sizeof reply) {  // the child died
+    out.reset();
+    return -EPIPE;
   }
   if (reply.err != 0) return -reply.err;
   return out ? 0 : -EPROTO;

@@ -5,6 +5,8 @@
 // slirp4netns does, and never touches std::cout or the caller's objects' destructors.
 #include "ns/tap.hpp"
 
+#include "common/fd_passing.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/syscall.h>
@@ -238,23 +240,8 @@ bool child_configure(const std::string& tapname, const config::NetConfig& net) {
 }
 
 bool send_fd(int sock, int fd) {
-  char dummy = '\0';
-  iovec iov{&dummy, 1};
-  alignas(cmsghdr) char buf[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = buf;
-  msg.msg_controllen = sizeof(buf);
-  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-  cmsg->cmsg_level = SOL_SOCKET;
-  cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-  ssize_t n;
-  do n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
-  if (n < 0) {
+  const char dummy = '\0';
+  if (send_with_fd(sock, &dummy, 1, fd) < 0) {
     std::perror("sendmsg");
     return false;
   }
@@ -314,16 +301,8 @@ int child_bess(int sock, const config::Options& opts) {
 
 UniqueFd recv_fd(int sock) {
   char dummy = '\0';
-  iovec iov{&dummy, 1};
-  alignas(cmsghdr) char buf[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = buf;
-  msg.msg_controllen = sizeof(buf);
-  ssize_t n;
-  do n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
+  UniqueFd fd;
+  const ssize_t n = recv_with_fd(sock, &dummy, 1, fd);
   if (n < 0) {
     std::perror("recvmsg");
     return {};
@@ -332,15 +311,8 @@ UniqueFd recv_fd(int sock) {
     std::fprintf(stderr, "the message is empty\n");
     return {};
   }
-  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-  if (cmsg == nullptr || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS ||
-      cmsg->cmsg_len != CMSG_LEN(sizeof(int))) {
-    std::fprintf(stderr, "the message does not contain fd\n");
-    return {};
-  }
-  int fd;
-  std::memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
-  return UniqueFd(fd);
+  if (!fd) std::fprintf(stderr, "the message does not contain fd\n");
+  return fd;
 }
 
 // O_NONBLOCK: the TAP threads poll the fd. FD_CLOEXEC: nothing we might exec should keep the
