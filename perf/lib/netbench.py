@@ -9,6 +9,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -246,7 +247,8 @@ class Session:
         if not binary or not os.access(binary, os.X_OK):
             raise NotAvailable(f"binary not found ({binary or 'set SLIRPNETD'})")
         sock = os.path.join(self.env.work, f"api-{self.idx}.sock")
-        self.daemon = self.spawn([binary, "-c", "--mtu", str(self.mtu), "-a", sock]
+        extra = os.environ.get("SLIRPNETD_ARGS", "").split() if binary == self.env.slirpnetd else []
+        self.daemon = self.spawn([binary, "-c", "--mtu", str(self.mtu), "-a", sock] + extra
                                  + (["--splice"] if splice else []) + [str(self.holder.pid), "tap0"], "daemon")
         self._wait_tap("tap0", GUEST_IP)
         wait_for(lambda: os.path.exists(sock), 10, "API socket")
@@ -346,6 +348,8 @@ def test_plan(args, mtu, name=None):
         for kind in ("rr", "crr"):
             for direction in ("ns2host", "host2ns-fwd"):
                 plan.append((f"{kind}/{direction}/mtu{mtu}", kind, {"dir": direction}))
+    if args.only:
+        plan = [t for t in plan if re.search(args.only, t[0])]
     return plan
 
 
@@ -652,7 +656,7 @@ def write_outputs(outdir, result, args):
     with open(os.path.join(outdir, "results.json"), "w") as f:
         json.dump(result, f, indent=1)
     chart(outdir, result, cont)
-    if args.quick:  # a smoke test: keep latest.* pointing at the last real run
+    if args.quick or args.only:  # a smoke test or a subset: keep latest.* pointing at the last real run
         log("--quick: results only in " + outdir + " (latest.* unchanged)")
         return
     results = os.path.dirname(outdir)
@@ -945,6 +949,7 @@ def main():
     ap.add_argument("--mtus", type=lambda s: [int(x) for x in s.replace(",", " ").split()], default=[1500, 65520])
     ap.add_argument("--contenders", type=lambda s: s.replace(",", " ").split(), default=None)
     ap.add_argument("--full", action="store_true", help="every throughput combination at every MTU")
+    ap.add_argument("--only", default=None, help="run only the tests whose key matches this regex")
     ap.add_argument("--quick", action="store_true", help="1 round, 2 s, MTU 1500 only")
     ap.add_argument("--streams", type=int, default=1, help="profile: iperf3 -P")
     ap.add_argument("--direction", default="ns2host", choices=["ns2host", "ns2host-R", "host2ns-fwd"], help="profile")

@@ -608,7 +608,7 @@ void print_usage(std::ostream& out) {
          "-v, --version            show version and exit\n"
          "--stats                  print frame pipeline counters at exit (slirpnetd extension)\n"
          "--offload=on|off         checksum/TSO offloads on the TAP (default=on; slirpnetd extension)\n"
-         "--spin-us=N              busy-poll input N us before sleeping (default=0; slirpnetd extension)\n"
+         "--spin-us=N              busy-poll N us before sleeping, small frames only (default=80; slirpnetd extension)\n"
          "--cpu-affinity=R,W,S     pin TAP reader, TAP writer, slirp threads to CPUs (slirpnetd extension)\n"
          "--splice                 allow add_hostfwd \"mode\":\"splice\" (splice(2) forwarder; slirpnetd extension)\n"
          "--forward-mode=MODE      add_hostfwd's default: slirp or splice (default=slirp; splice implies\n"

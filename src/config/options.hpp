@@ -49,7 +49,7 @@ struct Options {
   // slirpnetd extensions (not in slirp4netns).
   bool print_stats = false;  // --stats: print pipeline counters at exit
   bool offload = true;       // --offload=on|off: IFF_VNET_HDR with checksum/TSO offloads on the TAP
-  int spin_us = 0;           // --spin-us=N: the slirp thread busy-polls its input this long
+  int spin_us = 80;          // --spin-us=N: the slirp thread busy-polls this long (small-frame traffic only)
   std::string cpu_affinity;  // --cpu-affinity=R,W,S: CPUs for the TAP reader, writer, slirp thread
   ForwardMode forward_mode = ForwardMode::Slirp;  // --forward-mode=slirp|splice: add_hostfwd's default
   // --splice (implied by --forward-mode=splice): start the splice forwarder, whose connector

@@ -93,6 +93,8 @@ std::string stats_json(const PipelineStats& s, size_t rx_depth, size_t tx_depth)
   field(w, "tx_waits", s.slirp.tx_waits.get());
   field(w, "output_drops", s.slirp.output_drops.get());
   field(w, "commands", s.slirp.commands.get());
+  field(w, "spins", s.slirp.spins.get());
+  field(w, "spin_hits", s.slirp.spin_hits.get());
   histogram(w, "rx_latency", s.slirp.latency);
   w.EndObject();
   w.Key("tx_ring_depth");

@@ -38,13 +38,15 @@ struct TapReaderStats {  // writer: TAP reader thread
 
 struct TapWriterStats {  // writer: TAP writer thread
   Counter writes, frames, bytes, errors, eagain, gso_frames, merged_segments;
-  LatencyHistogram latency;  // send_packet -> TAP write done
+  LatencyHistogram latency;  // send_packet -> taken off the ring by the TAP writer
 };
 
 struct SlirpStats {  // writer: slirp thread
   Counter loops, polls, wakeups, input_frames, input_bytes, output_frames, output_bytes, tx_waits,
-      output_drops, commands;
-  LatencyHistogram latency;  // TAP read -> slirp_input done
+      output_drops, commands,
+      spins,      // busy-poll phases before sleeping (only while the traffic is small frames)
+      spin_hits;  // ... that found work before the budget ran out
+  LatencyHistogram latency;  // TAP read -> handed to slirp_input
 };
 
 struct PipelineStats {

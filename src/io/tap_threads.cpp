@@ -116,6 +116,8 @@ void TapReader::run() {
       rx_.push(spare);
       spare = nullptr;
     }
+    // One wake-up per batch. (Waking the slirp thread right after each push, before the read
+    // that finds the TAP empty, measured worse: 64 B request/response 10.6k -> 9.0k tx/s.)
     if (pushed) consumer_.notify();
     if ((pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL)) && !(pfd[0].revents & POLLIN)) {
       on_gone_("TAP poll: device gone");
@@ -171,12 +173,14 @@ void TapWriter::run() {
   if (next_) done(std::exchange(next_, nullptr));
 }
 
-void TapWriter::done(Frame* f) {
-  stats_.latency.record(now_ns() - f->stamp_ns);
-  tx_.release(f);
+void TapWriter::done(Frame* f) { tx_.release(f); }
+
+void TapWriter::taken(const Frame* f) {
+  stats_.latency.record(now_ns() - f->stamp_ns);  // the hand-off: ring wait + wake-up
 }
 
 bool TapWriter::write_from(Frame* f) {
+  taken(f);
   TcpSegment segs[kMaxMerge];
   if (!coalesce_ || !parse_tcp_segment(f->data + f->offset, f->len - f->offset, segs[0])) {
     const bool alive = write_bytes(f->data, f->len);
@@ -195,6 +199,7 @@ bool TapWriter::write_from(Frame* f) {
       break;
     }
     ip_bytes += s.payload;
+    taken(g);
     held_.push_back(g);
   }
   bool alive = true;

@@ -74,6 +74,7 @@ class TapWriter {
   // Writes f, or f merged with the frames queued behind it; may leave one popped frame in next_.
   bool write_from(Frame* f);
   bool write_bytes(const uint8_t* data, size_t len);
+  void taken(const Frame* f);  // records the hand-off latency
   void done(Frame* f);
 
   int fd_;

@@ -135,19 +135,22 @@ void SlirpThread::run(std::promise<bool>& created) {
     slirp_pollfds_fill(slirp_, &slirp_timeout, cb_add_poll, this);
     int timeout = poll_timeout_ms(slirp_timeout);
 
-    if (tuning_.spin_us > 0 && timeout != 0) {
-      // Spin briefly: a reply frame often follows within microseconds, and a futex/eventfd
-      // round trip costs more than that.
+    int n = 0;
+    if (timeout != 0 && want_spin()) {
+      // Busy-poll everything this thread waits for (input ring's eventfd and libslirp's sockets)
+      // for a while before sleeping: a reply often follows within microseconds, and waking a
+      // sleeping thread costs more than that.
       const int64_t until = monotonic_ns() + int64_t{tuning_.spin_us} * 1000;
-      while (monotonic_ns() < until) {
-        if (rx_.depth() > 0) {
-          timeout = 0;
-          break;
-        }
-      }
+      stats_.spins.add();
+      do {
+        n = ::poll(pfds_.data(), pfds_.size(), 0);
+      } while (n == 0 && rx_.depth() == 0 && monotonic_ns() < until);
+      if (n != 0 || rx_.depth() > 0) stats_.spin_hits.add();
+      // Frames seen on the ring are drained below even before their eventfd signal lands.
+      if (n == 0 && rx_.depth() == 0) n = ::poll(pfds_.data(), pfds_.size(), timeout);
+    } else {
+      n = ::poll(pfds_.data(), pfds_.size(), timeout);
     }
-
-    int n = ::poll(pfds_.data(), pfds_.size(), timeout);
     stats_.polls.add();
     if (n < 0 && errno != EINTR) spdlog::warn("slirp thread: poll: {}", std::strerror(errno));
     slirp_pollfds_poll(slirp_, n < 0, cb_get_revents, this);
@@ -183,12 +186,13 @@ void SlirpThread::drain_input() {
     io::Frame* f = rx_.try_pop();
     if (!f) break;
     const uint32_t len = f->len - f->offset;
+    stats_.latency.record(io::now_ns() - f->stamp_ns);  // the hand-off: ring wait + wake-up
     fragments_.input(f->data + f->offset, len, monotonic_ms(), [this](const uint8_t* frame, size_t frame_len) {
       slirp_input(slirp_, frame, static_cast<int>(frame_len));  // copies into an mbuf
     });
     stats_.input_frames.add();
     stats_.input_bytes.add(len);
-    stats_.latency.record(io::now_ns() - f->stamp_ns);
+    note_frame(len);
     rx_.release(f);
   }
   // Frames left over get another round after the sockets had theirs: make sure it comes soon.
@@ -246,6 +250,7 @@ ssize_t SlirpThread::cb_send_packet(const void* buf, size_t len, void* opaque) {
   f->stamp_ns = io::now_ns();
   st.output_frames.add();
   st.output_bytes.add(len);
+  self->note_frame(len);
   self->tx_.push(f);
   return static_cast<ssize_t>(len);
 }

@@ -40,7 +40,11 @@ namespace slirpnetd::slirp {
 using Command = std::function<void(Slirp*)>;
 
 struct Tuning {
-  int spin_us = 0;         // busy-poll the rx channel this long before sleeping in poll(2)
+  // Busy-poll the input ring and libslirp's sockets this long before sleeping in poll(2), but only
+  // while the recent frames average at most spin_max_avg_bytes: request/response traffic, whose
+  // latency is two thread wake-ups per exchange, gains; bulk transfers would only burn CPU.
+  int spin_us = 0;
+  uint32_t spin_max_avg_bytes = 1024;
   int input_batch = 256;   // frames fed to slirp_input per round, so sockets and timers run too
 };
 
@@ -96,6 +100,12 @@ class SlirpThread {
   io::FrameChannel& rx_;
   io::FrameChannel& tx_;
   io::Waker& waker_;
+  // Moving average of the sizes of frames in and out (slirp thread only): gates the spin.
+  void note_frame(size_t len) { avg_frame_bytes_ += (static_cast<int64_t>(len) - avg_frame_bytes_) / 8; }
+  bool want_spin() const {
+    return tuning_.spin_us > 0 && avg_frame_bytes_ <= int64_t{tuning_.spin_max_avg_bytes};
+  }
+  int64_t avg_frame_bytes_ = 0;
   io::SlirpStats& stats_;
   const Tuning tuning_;
   const size_t tx_headroom_;

@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <future>
+#include <thread>
 #include <vector>
 
 #include "slirp/slirp_thread.hpp"
@@ -50,7 +51,8 @@ struct Harness {
   io::Waker waker;
   io::SlirpStats stats;
   slirp::SlirpThread thread;
-  explicit Harness(config::NetConfig net = default_net()) : thread(net, rx, tx, waker, stats) {}
+  explicit Harness(config::NetConfig net = default_net(), slirp::Tuning tuning = {})
+      : thread(net, rx, tx, waker, stats, tuning) {}
 
   void send(const std::vector<uint8_t>& frame) {  // plays the TAP reader
     io::Frame* f = rx.acquire_for(1s);
@@ -110,6 +112,35 @@ TEST_CASE("a different --cidr moves the gateway", "[slirp]") {
   char ip[INET_ADDRSTRLEN];
   inet_ntop(AF_INET, reply.data() + 28, ip, sizeof ip);
   CHECK(std::string(ip) == "10.0.135.130");  // the 10.0.2.2 request got no answer
+}
+
+TEST_CASE("the slirp thread busy-polls only while the frames are small", "[slirp][spin]") {
+  slirp::Tuning tuning;
+  tuning.spin_us = 200;
+  tuning.spin_max_avg_bytes = 512;
+  Harness h(default_net(), tuning);
+  REQUIRE(h.thread.start());
+  // Bulk-sized frames (garbage IPv4 that libslirp drops) push the average above the limit.
+  std::vector<uint8_t> big(1514, 0);
+  big[12] = 0x08, big[13] = 0x00;
+  for (int i = 0; i < 30; ++i) h.send(big);
+  h.send(arp_request("10.0.2.100", "10.0.2.2"));
+  REQUIRE(h.receive().size() >= 42);
+  // Every spin decision from here on sees the large average.
+  const uint64_t spins_bulk = h.stats.spins.get();
+  std::this_thread::sleep_for(50ms);
+  h.send(arp_request("10.0.2.100", "10.0.2.2"));
+  REQUIRE(h.receive().size() >= 42);
+  std::this_thread::sleep_for(20ms);
+  CHECK(h.stats.spins.get() == spins_bulk);
+  // Small frames (ARP: 42 bytes in, 42 out) bring the moving average (1/8 per frame) down: the thread spins again before sleeping.
+  for (int i = 0; i < 40; ++i) {
+    h.send(arp_request("10.0.2.100", "10.0.2.2"));
+    REQUIRE(h.receive().size() >= 42);
+  }
+  std::this_thread::sleep_for(20ms);
+  CHECK(h.stats.spins.get() > spins_bulk);
+  h.thread.stop();
 }
 
 TEST_CASE("commands run on the slirp thread with the live instance", "[slirp]") {
