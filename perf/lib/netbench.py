@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 
+from apiclient import api
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 BASELINE = "slirp4netns"
 ALL_CONTENDERS = ["slirpnetd", "slirpnetd-splice", "slirp4netns", "pasta", "pasta-splice", "veth"]
@@ -132,22 +134,7 @@ def wait_for(pred, timeout, what):
 
 
 def api_call(sock_path, req, timeout=10):
-    """One request per connection, as slirp4netns' API expects (spec §3.1)."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect(sock_path)
-        s.sendall(json.dumps(req, separators=(",", ":")).encode())
-        s.shutdown(socket.SHUT_WR)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        s.close()
-    return json.loads(data.decode())
+    return api(sock_path, req, timeout)
 
 
 def add_hostfwd(sock_path, host_port, guest_port, host_addr="127.0.0.1", mode=None):
@@ -333,16 +320,15 @@ class Session:
 
 # ------------------------------------------------------------------------------ tests
 def test_plan(args, mtu, name=None):
-    """[(key, kind, params)] for one MTU. The default plan is trimmed to fit ~10 min."""
+    """[(key, kind, params)] for one MTU: every throughput combination the issue names (three
+    directions, 1 and 4 streams) at every MTU; request/response and short connections at the
+    first MTU (at every MTU with --full)."""
     if name in FWD_ONLY:
         return [t for t in test_plan(args, mtu) if t[2]["dir"] == "host2ns-fwd"]
     first = mtu == args.mtus[0]
     plan = []
     for direction in ("ns2host", "ns2host-R", "host2ns-fwd"):
-        streams = [1, 4] if (args.full or first) else [1]
-        if direction == "ns2host-R" and not args.full:
-            streams = [1] if first else []
-        for p in streams:
+        for p in (1, 4):
             plan.append((f"tput/{direction}/P{p}/mtu{mtu}", "tput", {"dir": direction, "P": p}))
     if args.full or first:
         for kind in ("rr", "crr"):
@@ -948,7 +934,7 @@ def main():
     ap.add_argument("--rr-seconds", type=float, default=2, help="request/response and crr seconds")
     ap.add_argument("--mtus", type=lambda s: [int(x) for x in s.replace(",", " ").split()], default=[1500, 65520])
     ap.add_argument("--contenders", type=lambda s: s.replace(",", " ").split(), default=None)
-    ap.add_argument("--full", action="store_true", help="every throughput combination at every MTU")
+    ap.add_argument("--full", action="store_true", help="request/response tests at every MTU too")
     ap.add_argument("--only", default=None, help="run only the tests whose key matches this regex")
     ap.add_argument("--quick", action="store_true", help="1 round, 2 s, MTU 1500 only")
     ap.add_argument("--streams", type=int, default=1, help="profile: iperf3 -P")

@@ -18,20 +18,7 @@ import socket
 import sys
 import time
 
-
-def api(path, req, timeout=5.0):
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(path)
-        s.sendall(json.dumps(req).encode())
-        s.shutdown(socket.SHUT_WR)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return json.loads(data)
+from apiclient import api
 
 
 def echo_through(port, size=1024, timeout=5.0):
