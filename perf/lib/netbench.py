@@ -683,9 +683,9 @@ set yrange [0.0625:*]
 set ylabel "throughput / slirp4netns (log2 scale)"
 set grid ytics
 set xtics rotate by -25 scale 0
-set key top left
+set key outside top center horizontal
 set bmargin 9
-set rmargin 14
+set rmargin 22
 set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 2 dt 2 lc rgb "black"
 plot {plots}
 """)
