@@ -40,6 +40,7 @@
 #include "io/tap_threads.hpp"
 #include "io/vnet.hpp"
 #include "io/waker.hpp"
+#include "ns/join.hpp"
 #include "ns/sandbox.hpp"
 #include "ns/tap.hpp"
 #include "slirp/slirp_thread.hpp"
@@ -129,12 +130,8 @@ std::unique_ptr<fwd::Connector> start_connector(const config::Options& opts) {
     spdlog::warn("--splice needs a network namespace (pid or path mode): splice forwarding unavailable");
     return nullptr;
   }
-  std::string netns = opts.netns_path, userns = opts.userns_path;
-  if (opts.netns_type == config::NetnsType::Pid) {
-    netns = "/proc/" + std::to_string(opts.target_pid) + "/ns/net";
-    if (userns.empty()) userns = "/proc/" + std::to_string(opts.target_pid) + "/ns/user";
-  }
-  auto c = fwd::Connector::start(netns, userns);
+  const ns::NamespacePaths paths = ns::target_namespaces(opts);
+  auto c = fwd::Connector::start(paths.netns, paths.userns);
   if (!c) spdlog::warn("splice forwarding unavailable: the connector did not start");
   return c;
 }

@@ -5,6 +5,7 @@
 #include "fwd/connector.hpp"
 
 #include "common/fd_passing.hpp"
+#include "ns/join.hpp"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -39,20 +40,6 @@ void close_all_but(int keep) {
   ::syscall(SYS_close_range, static_cast<unsigned>(keep + 1), UINT_MAX, 0u);
 }
 
-bool join(const std::string& path, int nstype, bool must) {
-  if (path.empty()) return true;
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) {
-    std::perror(path.c_str());
-    return !must;
-  }
-  if (::setns(fd.get(), nstype) < 0 && must) {
-    std::fprintf(stderr, "connector: setns(%s): %s\n", path.c_str(), std::strerror(errno));
-    return false;
-  }
-  return true;
-}
-
 void loopback_if_unspecified(sockaddr_storage& ss) {
   if (ss.ss_family == AF_INET) {
     auto& a = reinterpret_cast<sockaddr_in&>(ss).sin_addr;
@@ -72,8 +59,7 @@ void send_reply(int sock, int err, int fd) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   close_all_but(sock);
   ::prctl(PR_SET_NAME, "slirpnetd-conn");
-  join(userns, CLONE_NEWUSER, false);
-  if (!join(netns, CLONE_NEWNET, true)) ::_exit(1);
+  if (!ns::join_namespaces({netns, userns})) ::_exit(1);
   for (;;) {
     Request req{};
     const ssize_t n = ::recv(sock, &req, sizeof req, 0);

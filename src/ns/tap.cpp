@@ -6,6 +6,7 @@
 #include "ns/tap.hpp"
 
 #include "common/fd_passing.hpp"
+#include "ns/join.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -45,38 +46,6 @@ sockaddr_in make_sin(in_addr addr) {
 }
 
 // ---- child side ---------------------------------------------------------------------------------
-
-// slirp4netns's nsenter(): netns first, then the userns (joining it may fail harmlessly when we are
-// already in it, e.g. under Podman), then the netns. The userns join is what gives an unprivileged
-// caller CAP_NET_ADMIN over a netns owned by a userns it owns.
-bool child_enter_namespaces(const config::Options& opts) {
-  std::string netns_path, userns_path = opts.userns_path;
-  if (opts.netns_type == config::NetnsType::Pid) {
-    netns_path = "/proc/" + std::to_string(opts.target_pid) + "/ns/net";
-    if (userns_path.empty()) userns_path = "/proc/" + std::to_string(opts.target_pid) + "/ns/user";
-  } else {
-    netns_path = opts.netns_path;
-  }
-  UniqueFd netns(::open(netns_path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!netns) {
-    std::perror(netns_path.c_str());
-    return false;
-  }
-  UniqueFd userns;
-  if (!userns_path.empty()) {
-    userns.reset(::open(userns_path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!userns) {
-      std::perror(userns_path.c_str());
-      return false;
-    }
-    (void)::setns(userns.get(), CLONE_NEWUSER);  // failure ignored, as slirp4netns does
-  }
-  if (::setns(netns.get(), CLONE_NEWNET) < 0) {
-    std::perror("setns(CLONE_NEWNET)");
-    return false;
-  }
-  return true;
-}
 
 // Offloads pay at small MTUs, where the guest would otherwise send ~45 frames per 64 KiB. At a
 // large MTU the guest's frames are already that big: TSO gains nothing, and checksum offload only
@@ -249,7 +218,7 @@ bool send_fd(int sock, int fd) {
 }
 
 int child_netns(int sock, const config::Options& opts, const config::NetConfig& net) {
-  if (!child_enter_namespaces(opts)) return 1;
+  if (!join_namespaces(target_namespaces(opts))) return 1;
   UniqueFd tap = child_open_tap(opts.tapname, offload_pays(opts));
   if (!tap) return 1;
   if (opts.configure && !child_configure(opts.tapname, net)) return 1;
