@@ -20,8 +20,9 @@ NamespacePaths target_namespaces(const config::Options& opts) {
 }
 
 bool join_namespaces(const NamespacePaths& paths) {
-  UniqueFd netns(::open(paths.netns.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!netns) {
+  UniqueFd netns;
+  if (!paths.netns.empty()) netns.reset(::open(paths.netns.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!paths.netns.empty() && !netns) {
     std::perror(paths.netns.c_str());
     return false;
   }
@@ -33,7 +34,7 @@ bool join_namespaces(const NamespacePaths& paths) {
     }
     (void)::setns(userns.get(), CLONE_NEWUSER);  // failure ignored, as slirp4netns does
   }
-  if (::setns(netns.get(), CLONE_NEWNET) < 0) {
+  if (netns && ::setns(netns.get(), CLONE_NEWNET) < 0) {
     std::perror("setns(CLONE_NEWNET)");
     return false;
   }

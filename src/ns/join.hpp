@@ -9,7 +9,7 @@
 namespace slirpnetd::ns {
 
 struct NamespacePaths {
-  std::string netns;
+  std::string netns;   // empty: stay in the current network namespace (unit tests)
   std::string userns;  // empty: stay in the current user namespace
 };
 
