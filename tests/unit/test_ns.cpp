@@ -788,3 +788,45 @@ TEST_CASE("enable_seccomp filters threads that already exist (TSYNC)", "[ns][sec
   INFO("wstatus=" << out.wstatus << " failure: " << out.failure);
   CHECK(out.killed_by(SIGSYS));
 }
+
+// ---- ns/join ------------------------------------------------------------------------------------
+
+#include "ns/join.hpp"
+
+TEST_CASE("target_namespaces: /proc/PID files in pid mode, the given paths in path mode", "[ns][join]") {
+  config::Options o;
+  o.netns_type = config::NetnsType::Pid;
+  o.target_pid = 4242;
+  ns::NamespacePaths p = ns::target_namespaces(o);
+  CHECK(p.netns == "/proc/4242/ns/net");
+  CHECK(p.userns == "/proc/4242/ns/user");
+  o.userns_path = "/run/user/1000/userns";  // --userns-path wins over the pid's
+  CHECK(ns::target_namespaces(o).userns == "/run/user/1000/userns");
+  o.netns_type = config::NetnsType::Path;
+  o.netns_path = "/run/netns/c1";
+  o.userns_path.clear();
+  p = ns::target_namespaces(o);
+  CHECK(p.netns == "/run/netns/c1");
+  CHECK(p.userns.empty());
+}
+
+TEST_CASE("join_namespaces enters the target's netns; a missing file fails before any join",
+          "[ns][join]") {
+  if (!is_root()) return;
+  Target target(false);
+  REQUIRE(target.error().empty());
+  report(run_in_child([&] {
+    auto netns_of = [](const std::string& path) {
+      char buf[64] = {};
+      return ::readlink(path.c_str(), buf, sizeof buf - 1) > 0 ? std::string(buf) : std::string();
+    };
+    const std::string mine = netns_of("/proc/self/ns/net");
+    EXPECT(!ns::join_namespaces({"/nonexistent/net", ""}));
+    EXPECT(!ns::join_namespaces({target.ns_path("net"), "/nonexistent/user"}));
+    EXPECT_EQ(netns_of("/proc/self/ns/net"), mine);  // the failures joined nothing
+    EXPECT(ns::join_namespaces({target.ns_path("net"), ""}));
+    EXPECT_EQ(netns_of("/proc/self/ns/net"), netns_of(target.ns_path("net")));
+    EXPECT(netns_of("/proc/self/ns/net") != mine);
+    return std::string();
+  }));
+}
