@@ -144,6 +144,7 @@ void SlirpThread::run(std::promise<bool>& created) {
       stats_.spins.add();
       do {
         n = ::poll(pfds_.data(), pfds_.size(), 0);
+        if (n == 0) sched_yield();  // a TAP thread woken on this CPU runs now, not after the spin
       } while (n == 0 && rx_.depth() == 0 && monotonic_ns() < until);
       if (n != 0 || rx_.depth() > 0) stats_.spin_hits.add();
       // Frames seen on the ring are drained below even before their eventfd signal lands.
