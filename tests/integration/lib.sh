@@ -244,6 +244,21 @@ wait_for_addr() {
   wait_daemon "in_ns $1 ip -o addr show dev $2 | grep -qF -- '$3'" "${4:-10}"
 }
 
+# start_configured [ARGS...]: the daemon with -c ARGS on the container's tap0, waited for until
+# tap0 has the default address.
+start_configured() {
+  start_daemon -c "$@" "$C" tap0
+  wait_for_addr "$C" tap0 "inet 10.0.2.100/24"
+}
+
+# start_configured_api SOCK [ARGS...]: the same with the API socket at SOCK, waited for too.
+start_configured_api() {
+  local sock=$1
+  shift
+  start_configured -a "$sock" "$@"
+  wait_daemon "[[ -S $sock ]]" 10
+}
+
 wait_for_dev() {  # PID DEV [TIMEOUT]
   wait_daemon "in_ns $1 ip link show dev $2" "${3:-10}"
 }

@@ -10,9 +10,7 @@ command -v jq >/dev/null || fail "jq is not installed (run scripts/deps.sh)"
 start_container
 NS=$C start_echo tcp-echo 0.0.0.0 80
 sock=$TMP/api.sock
-start_daemon -c -a "$sock" "$C" tap0
-wait_for_addr "$C" tap0 "inet 10.0.2.100/24"
-wait_daemon "[[ -S $sock ]]" 10
+start_configured_api "$sock"
 
 reply=$(api "$sock" '{"execute":"add_hostfwd","arguments":{"proto":"tcp","host_addr":"127.0.0.1","host_port":8080,"guest_port":80}}')
 assert_eq 1 "$(jq -r '.return.id' <<<"$reply")" "add_hostfwd reply id ($reply)"

@@ -10,9 +10,7 @@ source "$(dirname "$0")/lib.sh"
 start_echo tcp-echo 127.0.0.1 12121
 start_container
 sock=$TMP/api.sock
-start_daemon -c -a "$sock" "$C" tap0
-wait_for_addr "$C" tap0 "inet 10.0.2.100/24"
-wait_daemon "[[ -S $sock ]]" 10
+start_configured_api "$sock"
 
 # A silent client holds a connection open for 20 s.
 start_bg silent-client "$PYTHON" -c '

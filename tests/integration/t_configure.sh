@@ -5,8 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 
 start_container
-start_daemon -c "$C" tap0
-wait_for_addr "$C" tap0 "inet 10.0.2.100/24"
+start_configured
 
 addr=$(in_ns "$C" ip -o -4 addr show dev tap0)
 assert_contains "$addr" "inet 10.0.2.100/24 brd 10.0.2.255 scope global tap0" "tap0 IPv4 address"

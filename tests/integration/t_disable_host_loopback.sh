@@ -6,8 +6,7 @@ source "$(dirname "$0")/lib.sh"
 
 start_echo tcp-echo 127.0.0.1 12121
 start_container
-start_daemon -c --disable-host-loopback "$C" tap0
-wait_for_addr "$C" tap0 "inet 10.0.2.100/24"
+start_configured --disable-host-loopback
 
 wait_for_ping "$C" 10.0.2.2 10
 out=$(nettool "$C" tcp-check 10.0.2.2 12121 --timeout 5)

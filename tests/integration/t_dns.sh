@@ -5,8 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 
 start_container
-start_daemon -c "$C" tap0
-wait_for_addr "$C" tap0 "inet 10.0.2.100/24"
+start_configured
 
 out=$(dns_query "$C" 10.0.2.3 host.slirpnetd.test --type A)
 assert_eq "NOERROR 192.0.2.53" "$out" "A host.slirpnetd.test via 10.0.2.3 (UDP)"

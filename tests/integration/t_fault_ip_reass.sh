@@ -12,8 +12,7 @@ source "$(dirname "$0")/lib.sh"
 start_echo tcp-echo 127.0.0.1 12121
 start_echo udp-echo 127.0.0.1 12122
 start_container
-start_daemon -c "$C" tap0
-wait_for_addr "$C" tap0 "inet 10.0.2.100/24"
+start_configured
 
 in_ns "$C" "$PYTHON" - <<'EOF'
 import socket, struct

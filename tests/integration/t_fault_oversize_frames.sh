@@ -10,9 +10,7 @@ start_echo tcp-echo 127.0.0.1 12121
 start_echo udp-echo 127.0.0.1 7777
 start_container
 sock=$TMP/api.sock
-start_daemon -c --mtu 1500 -a "$sock" "$C" tap0
-wait_for_addr "$C" tap0 "inet 10.0.2.100/24"
-wait_daemon "[[ -S $sock ]]" 10
+start_configured_api "$sock" --mtu 1500
 
 in_ns "$C" ip link set dev tap0 mtu 9000
 # 3000 UDP datagrams of 1472..8972 bytes (frames up to 9014 bytes), unfragmented (DF).

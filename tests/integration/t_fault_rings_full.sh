@@ -13,9 +13,7 @@ start_bg iperf3-up-server iperf3 -s -B 127.0.0.1 -p 5201 -1
 start_bg iperf3-down-server iperf3 -s -B 127.0.0.1 -p 5202 -1
 start_container
 sock=$TMP/api.sock
-start_daemon -c --mtu 65520 -a "$sock" "$C" tap0
-wait_for_addr "$C" tap0 "inet 10.0.2.100/24"
-wait_daemon "[[ -S $sock ]]" 10
+start_configured_api "$sock" --mtu 65520
 assert_contains "$(in_ns "$C" ip link show dev tap0)" "mtu 65520" "tap0 MTU"
 
 secs=5

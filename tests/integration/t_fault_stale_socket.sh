@@ -6,9 +6,7 @@ source "$(dirname "$0")/lib.sh"
 
 start_container
 sock=$TMP/api.sock
-start_daemon -c -a "$sock" "$C" tap0
-wait_for_addr "$C" tap0 "inet 10.0.2.100/24"
-wait_daemon "[[ -S $sock ]]" 10
+start_configured_api "$sock"
 assert_eq '{"return":{"id":1}}' \
   "$(api "$sock" '{"execute":"add_hostfwd","arguments":{"proto":"tcp","host_port":18080,"guest_port":80}}')" \
   "add_hostfwd on the first daemon"
@@ -18,8 +16,7 @@ kill_quietly "$DAEMON_PID"
 assert_contains "$(api "$sock" '{"execute":"list_hostfwd"}')" "ERROR: Connection refused" "stale socket"
 wait_for "! in_ns $C ip link show dev tap0" 5  # the TAP went with the daemon's fd
 
-start_daemon -c -a "$sock" "$C" tap0
-wait_for_addr "$C" tap0 "inet 10.0.2.100/24"
+start_configured -a "$sock"
 wait_daemon "[[ -S $sock ]] && api $sock '{\"execute\":\"list_hostfwd\"}' | grep -q entries" 10
 reply=$(api "$sock" '{"execute":"list_hostfwd"}')
 assert_eq 0 "$(jq '.return.entries | length' <<<"$reply")" "a fresh daemon's forwards ($reply)"

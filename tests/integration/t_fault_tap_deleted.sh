@@ -8,9 +8,7 @@ source "$(dirname "$0")/lib.sh"
 start_echo udp-echo 127.0.0.1 7777
 start_container
 sock=$TMP/api.sock
-start_daemon -c -a "$sock" "$C" tap0
-wait_for_addr "$C" tap0 "inet 10.0.2.100/24"
-wait_daemon "[[ -S $sock ]]" 10
+start_configured_api "$sock"
 assert_eq "OK udp echo" "$(nettool "$C" udp-check 10.0.2.2 7777)" "UDP echo before the deletion"
 
 # Keep frames flowing (a ping every 10 ms) while the device goes away.

@@ -9,9 +9,7 @@ command -v iperf3 >/dev/null || skip "iperf3 not installed"
 start_bg iperf3-server iperf3 -s -B 127.0.0.1 -p 5201 -1
 start_container
 sock=$TMP/api.sock
-start_daemon -c -a "$sock" "$C" tap0
-wait_for_addr "$C" tap0 "inet 10.0.2.100/24"
-wait_daemon "[[ -S $sock ]]" 10
+start_configured_api "$sock"
 
 start_bg iperf3-client in_ns "$C" timeout 60 iperf3 -c 10.0.2.2 -p 5201 -t 30 -i 1 --forceflush
 client=$BG_PID

@@ -16,9 +16,7 @@ NS=$C start_echo udp-echo 0.0.0.0 5353
 NS=$C start_echo udp-echo 0.0.0.0 5354
 NS=$C start_echo tcp-echo :: 81
 sock=$TMP/api.sock
-start_daemon ${FWD_EXTRA:-} -c -6 -a "$sock" "$C" tap0
-wait_for_addr "$C" tap0 "inet 10.0.2.100/24"
-wait_daemon "[[ -S $sock ]]" 10
+start_configured_api "$sock" ${FWD_EXTRA:-} -6
 # -c also applies slirp4netns's documented tcp_rmem workaround (its issue #128) in the container
 # when the kernel default (131072) is still in place, and never touches the outer namespace's.
 if [[ $(awk '{print $2}' /proc/sys/net/ipv4/tcp_rmem) == 131072 ]]; then

@@ -7,8 +7,7 @@ source "$(dirname "$0")/lib.sh"
 start_echo tcp-echo 127.0.0.1 12121
 start_echo udp-echo 127.0.0.1 12122
 start_container
-start_daemon -c "$C" tap0
-wait_for_addr "$C" tap0 "inet 10.0.2.100/24"
+start_configured
 
 out=$(nettool "$C" tcp-check 10.0.2.2 12121 --bytes 100000)
 assert_eq "OK 100000 bytes" "$out" "TCP echo through 10.0.2.2 to host 127.0.0.1:12121"

@@ -8,8 +8,7 @@ source "$(dirname "$0")/lib.sh"
 start_echo tcp-echo ::1 12121
 start_container
 in_ns "$C" sysctl -q -w net.ipv6.conf.default.accept_dad=0
-start_daemon -6 -c "$C" tap0
-wait_for_addr "$C" tap0 "inet 10.0.2.100/24"
+start_configured -6
 wait_for_addr "$C" tap0 "inet6 fd00::" 20
 
 addr=$(in_ns "$C" ip -o -6 addr show dev tap0 scope global)

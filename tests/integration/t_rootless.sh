@@ -23,8 +23,7 @@ CONTAINER_PREFIX=("${as_nobody[@]}")
 start_container
 assert_eq 65534 "$(stat -c %u "/proc/$C")" "container owner uid"
 DAEMON_PREFIX=("${as_nobody[@]}")
-start_daemon -c -a "$TMP/run/api.sock" "$C" tap0
-wait_for_addr "$C" tap0 "inet 10.0.2.100/24"
+start_configured -a "$TMP/run/api.sock"
 assert_eq 65534 "$(stat -c %u "/proc/$DAEMON_PID")" "daemon uid"
 assert_match "$(grep CapEff "/proc/$DAEMON_PID/status")" "CapEff:[[:space:]]+0+$" "daemon capabilities"
 

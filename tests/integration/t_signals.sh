@@ -8,9 +8,7 @@ source "$(dirname "$0")/lib.sh"
 for sig in TERM INT; do
   start_container
   sock=$TMP/api-$sig.sock
-  start_daemon -c -a "$sock" "$C" tap0
-  wait_for_addr "$C" tap0 "inet 10.0.2.100/24"
-  wait_daemon "[[ -S $sock ]]" 10
+  start_configured_api "$sock"
   kill -s "$sig" "$DAEMON_PID"
   expect_exit "$DAEMON_PID" 10 "daemon after SIG$sig"
   assert_eq 0 "$EXIT_STATUS" "daemon exit status after SIG$sig"

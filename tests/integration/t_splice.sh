@@ -54,8 +54,7 @@ assert_contains "$(api "$sock" '{"execute":"add_hostfwd","arguments":{"proto":"t
 kill -TERM "$DAEMON_PID"
 expect_exit "$DAEMON_PID" 10 "daemon after SIGTERM"
 
-start_daemon --splice -c -a "$sock" "$C" tap0
-wait_for_addr "$C" tap0 "inet 10.0.2.100/24"
+start_configured --splice -a "$sock"
 wait_daemon "[[ -S $sock && -s $TMP/peer90.ready && -s $TMP/peer91.ready ]]" 10
 
 add() {  # JSON-ARGUMENTS -> prints the id

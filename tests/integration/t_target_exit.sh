@@ -6,8 +6,7 @@
 source "$(dirname "$0")/lib.sh"
 
 start_container
-start_daemon -c -a "$TMP/api.sock" "$C" tap0
-wait_for_addr "$C" tap0 "inet 10.0.2.100/24"
+start_configured -a "$TMP/api.sock"
 wait_daemon "[[ -S $TMP/api.sock ]]" 10
 kill_quietly "$C"
 expect_exit "$DAEMON_PID" 5 "daemon after the target process died"
