@@ -343,6 +343,22 @@ def cpu_now(sess):
     return proc_cpu_s(sess.daemon.pid) if sess.daemon else None
 
 
+def run_client(sess, argv, timeout, what):
+    """Runs a client that prints one JSON object; returns it and the daemon CPU seconds spent
+    meanwhile (None without a daemon). Raises with the client's stderr when it gave no JSON or
+    reported an error."""
+    c0 = cpu_now(sess)
+    r = run(argv, timeout, check=False)
+    c1 = cpu_now(sess)
+    try:
+        out = json.loads(r.stdout.decode())
+    except ValueError:
+        raise RuntimeError(f"{what} gave no JSON (rc {r.returncode}): {r.stderr.decode(errors='replace')[-300:]}")
+    if "error" in out:
+        raise RuntimeError(f"{what}: {out['error']}")
+    return out, (None if c0 is None else c1 - c0)
+
+
 def run_tput(sess, args, params):
     d = params["dir"]
     base = ["iperf3", "-J", "--connect-timeout", "3000", "-t", str(args.duration), "-P", str(params["P"])]
@@ -351,21 +367,13 @@ def run_tput(sess, args, params):
     else:
         addr, port, bind = sess.fwd["iperf"]
         argv = base + ["-c", addr, "-p", str(port)] + (["-B", bind] if bind else [])
-    c0 = cpu_now(sess)
-    r = run(argv, args.duration + 20, check=False)
-    c1 = cpu_now(sess)
-    try:
-        out = json.loads(r.stdout.decode())
-    except ValueError:
-        raise RuntimeError(f"iperf3 gave no JSON (rc {r.returncode}): {r.stderr.decode(errors='replace')[-300:]}")
-    if "error" in out:
-        raise RuntimeError(f"iperf3: {out['error']}")
+    out, cpu = run_client(sess, argv, args.duration + 20, "iperf3")
     recv = out["end"]["sum_received"]
     m = {"gbps": recv["bits_per_second"] / 1e9, "bytes": recv["bytes"],
          "retransmits": out["end"].get("sum_sent", {}).get("retransmits")}
-    if c0 is not None and recv["bytes"] > 0:
-        m["cpu_s_per_gb"] = (c1 - c0) / (recv["bytes"] / 1e9)
-        m["cpu_util"] = (c1 - c0) / recv["seconds"]
+    if cpu is not None and recv["bytes"] > 0:
+        m["cpu_s_per_gb"] = cpu / (recv["bytes"] / 1e9)
+        m["cpu_util"] = cpu / recv["seconds"]
     return m
 
 
@@ -379,22 +387,14 @@ def run_rr(sess, args, kind, params):
         argv = tool + [addr, str(port), str(args.rr_seconds)] + (["--bind", bind] if bind else [])
     if kind == "rr":
         argv += ["--size", "64"]
-    c0 = cpu_now(sess)
-    r = run(argv, args.rr_seconds + 20, check=False)
-    c1 = cpu_now(sess)
-    try:
-        out = json.loads(r.stdout.decode())
-    except ValueError:
-        raise RuntimeError(f"nettool {kind} failed (rc {r.returncode}): {r.stderr.decode(errors='replace')[-300:]}")
-    if "error" in out:
-        raise RuntimeError(f"nettool {kind}: {out['error']}")
+    out, cpu = run_client(sess, argv, args.rr_seconds + 20, f"nettool {kind}")
     n = out["transactions"] if kind == "rr" else out["connections"]
     if n == 0:
         raise RuntimeError(f"nettool {kind}: no successful transaction: {out}")
     m = {"p50_us": out["p50_us"], "p99_us": out["p99_us"], "errors": out["errors"]}
     m["tps" if kind == "rr" else "cps"] = out["tps" if kind == "rr" else "cps"]
-    if c0 is not None:
-        m["cpu_us_per_op"] = (c1 - c0) / n * 1e6
+    if cpu is not None:
+        m["cpu_us_per_op"] = cpu / n * 1e6
     return m
 
 
