@@ -182,6 +182,14 @@ struct Forwarder::Worker {
     [[maybe_unused]] ssize_t n = ::write(wake.get(), &one, sizeof one);
   }
 
+  // Adds fd to this worker's epoll set, level-triggered EPOLLIN; 0 or -errno.
+  int watch_in(int fd, uint64_t tag) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = tag;
+    return ::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+  }
+
   void run_commands() {
     uint64_t v;
     [[maybe_unused]] ssize_t n = ::read(wake.get(), &v, sizeof v);
@@ -261,10 +269,7 @@ Forwarder::Forwarder(Connector& connector, ForwarderOptions opts) : connector_(c
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>();
     if (!w->epoll || !w->wake) throw std::system_error(errno, std::generic_category(), "forwarder: epoll");
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = kWake;
-    ::epoll_ctl(w->epoll.get(), EPOLL_CTL_ADD, w->wake.get(), &ev);
+    w->watch_in(w->wake.get(), kWake);
     workers_.push_back(std::move(w));
   }
   for (auto& wp : workers_) {
@@ -327,63 +332,52 @@ int Forwarder::add(const sockaddr_storage& host, socklen_t host_len, const socka
   l->guest = guest;
   l->guest_len = guest_len;
   l->proxy_protocol = proxy_protocol;
+  auto shared = std::make_shared<std::unique_ptr<Listener>>(std::move(l));  // std::function copies
+  return call_on_owner([shared](Worker& w0) {
+    Listener* raw = shared->get();
+    if (const int err = w0.watch_in(raw->fd.get(), tagged(raw, kListener))) return err;
+    w0.listeners.push_back(std::move(*shared));
+    return 0;
+  });
+}
+
+int Forwarder::call_on_owner(std::function<int(Worker&)> task) {
   Worker* w0 = workers_.front().get();
-  auto shared = std::make_shared<std::unique_ptr<Listener>>(std::move(l));
   auto done = std::make_shared<std::promise<int>>();
   auto result = done->get_future();
-  w0->post([w0, shared, done] {
-    Listener* raw = shared->get();
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = tagged(raw, kListener);
-    if (::epoll_ctl(w0->epoll.get(), EPOLL_CTL_ADD, raw->fd.get(), &ev) < 0) {
-      done->set_value(-errno);
-      return;
-    }
-    w0->listeners.push_back(std::move(*shared));
-    done->set_value(0);
-  });
+  w0->post([w0, done, task = std::move(task)] { done->set_value(task(*w0)); });
   if (result.wait_for(std::chrono::seconds(5)) != std::future_status::ready) return -ETIMEDOUT;
   return result.get();
 }
 
 int Forwarder::remove(const sockaddr_storage& host, socklen_t host_len, bool udp) {
   if (!valid(host, host_len)) return -EAFNOSUPPORT;
-  Worker* w0 = workers_.front().get();
-  auto done = std::make_shared<std::promise<int>>();
-  auto result = done->get_future();
   if (udp) {
-    w0->post([this, w0, host, done] {
-      for (auto it = w0->udp.begin(); it != w0->udp.end(); ++it) {
+    return call_on_owner([this, host](Worker& w0) {
+      for (auto it = w0.udp.begin(); it != w0.udp.end(); ++it) {
         if (!same_host((*it)->host, host)) continue;
         // Closing removes the sockets from the epoll set; the structs live until the batch ends,
         // for events already returned in it (their closed fds make them no-ops).
         (*it)->fd.reset();
         for (auto& [key, flow] : (*it)->flows) flow->inner.reset();
         stats_.udp_flows.fetch_sub((*it)->flows.size(), std::memory_order_relaxed);
-        w0->dead_udp.push_back(std::move(*it));
-        w0->udp.erase(it);
-        done->set_value(0);
-        return;
+        w0.dead_udp.push_back(std::move(*it));
+        w0.udp.erase(it);
+        return 0;
       }
-      done->set_value(-ENOENT);
+      return -ENOENT;
     });
-    if (result.wait_for(std::chrono::seconds(5)) != std::future_status::ready) return -ETIMEDOUT;
-    return result.get();
   }
-  w0->post([w0, host, done] {
-    for (auto it = w0->listeners.begin(); it != w0->listeners.end(); ++it) {
+  return call_on_owner([host](Worker& w0) {
+    for (auto it = w0.listeners.begin(); it != w0.listeners.end(); ++it) {
       if (!same_host((*it)->host, host)) continue;
       (*it)->fd.reset();  // closing removes it from the epoll set; the struct lives until the batch ends
-      w0->dead_listeners.push_back(std::move(*it));
-      w0->listeners.erase(it);
-      done->set_value(0);
-      return;
+      w0.dead_listeners.push_back(std::move(*it));
+      w0.listeners.erase(it);
+      return 0;
     }
-    done->set_value(-ENOENT);
+    return -ENOENT;
   });
-  if (result.wait_for(std::chrono::seconds(5)) != std::future_status::ready) return -ETIMEDOUT;
-  return result.get();
 }
 
 void Forwarder::accept_all(Listener& l) {
@@ -424,24 +418,14 @@ int Forwarder::add_udp(const sockaddr_storage& host, socklen_t host_len, const s
   u->host = host;
   u->guest = guest;
   u->guest_len = guest_len;
-  Worker* w0 = workers_.front().get();
-  auto shared = std::make_shared<std::unique_ptr<UdpForward>>(std::move(u));
-  auto done = std::make_shared<std::promise<int>>();
-  auto result = done->get_future();
-  w0->post([w0, shared, done] {
+  auto shared = std::make_shared<std::unique_ptr<UdpForward>>(std::move(u));  // std::function copies
+  return call_on_owner([shared](Worker& w0) {
     UdpForward* raw = shared->get();
-    epoll_event ev{};
-    ev.events = EPOLLIN;  // level-triggered: at most kUdpBatch datagrams per event
-    ev.data.u64 = tagged(raw, kUdpHost);
-    if (::epoll_ctl(w0->epoll.get(), EPOLL_CTL_ADD, raw->fd.get(), &ev) < 0) {
-      done->set_value(-errno);
-      return;
-    }
-    w0->udp.push_back(std::move(*shared));
-    done->set_value(0);
+    // Level-triggered: at most kUdpBatch datagrams per event.
+    if (const int err = w0.watch_in(raw->fd.get(), tagged(raw, kUdpHost))) return err;
+    w0.udp.push_back(std::move(*shared));
+    return 0;
   });
-  if (result.wait_for(std::chrono::seconds(5)) != std::future_status::ready) return -ETIMEDOUT;
-  return result.get();
 }
 
 void Forwarder::udp_from_clients(UdpForward& u) {
@@ -466,11 +450,8 @@ void Forwarder::udp_from_clients(UdpForward& u) {
       f->fwd = &u;
       f->client = peer;
       f->client_len = peer_len;
-      epoll_event ev{};
-      ev.events = EPOLLIN;
-      ev.data.u64 = tagged(f.get(), kUdpFlow);
       if (connector_.connect(u.guest, u.guest_len, f->inner, SOCK_DGRAM) != 0 ||
-          ::epoll_ctl(w0.epoll.get(), EPOLL_CTL_ADD, f->inner.get(), &ev) < 0) {
+          w0.watch_in(f->inner.get(), tagged(f.get(), kUdpFlow)) != 0) {
         stats_.connect_failed.fetch_add(1, std::memory_order_relaxed);
         stats_.udp_dropped.fetch_add(1, std::memory_order_relaxed);
         continue;

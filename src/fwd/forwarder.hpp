@@ -32,6 +32,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <functional>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -85,6 +86,9 @@ class Forwarder {
   struct Conn;
   struct UdpForward;
   struct Flow;
+  // Runs `task` on worker 0, the owner of the listeners and UDP forwards, and returns its result;
+  // -ETIMEDOUT if it has not run within 5 s.
+  int call_on_owner(std::function<int(Worker&)> task);
   void accept_all(Listener& l);
   int add_udp(const sockaddr_storage& host, socklen_t host_len, const sockaddr_storage& guest, socklen_t guest_len);
   void udp_from_clients(UdpForward& u);  // host socket readable
