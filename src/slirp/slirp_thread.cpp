@@ -1,5 +1,7 @@
 #include "slirp/slirp_thread.hpp"
 
+#include "slirp/poll_events.hpp"
+
 #include <glib.h>
 #include <spdlog/spdlog.h>
 #include <time.h>
@@ -21,26 +23,6 @@ int64_t monotonic_ns() {
   return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 int64_t monotonic_ms() { return monotonic_ns() / 1000000; }
-
-short to_poll_events(int slirp_events) {
-  short e = 0;
-  if (slirp_events & SLIRP_POLL_IN) e |= POLLIN;
-  if (slirp_events & SLIRP_POLL_OUT) e |= POLLOUT;
-  if (slirp_events & SLIRP_POLL_PRI) e |= POLLPRI;
-  if (slirp_events & SLIRP_POLL_ERR) e |= POLLERR;
-  if (slirp_events & SLIRP_POLL_HUP) e |= POLLHUP;
-  return e;
-}
-
-int to_slirp_events(short revents) {
-  int e = 0;
-  if (revents & POLLIN) e |= SLIRP_POLL_IN;
-  if (revents & POLLOUT) e |= SLIRP_POLL_OUT;
-  if (revents & POLLPRI) e |= SLIRP_POLL_PRI;
-  if (revents & (POLLERR | POLLNVAL)) e |= SLIRP_POLL_ERR;
-  if (revents & POLLHUP) e |= SLIRP_POLL_HUP;
-  return e;
-}
 
 void glib_log(const gchar* domain, GLogLevelFlags level, const gchar* message, gpointer) {
   if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL))

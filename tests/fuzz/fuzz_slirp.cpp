@@ -25,6 +25,7 @@
 // Checks: ASan/UBSan on everything we see, and every frame libslirp sends is at most MTU + 14 bytes
 // (the daemon's TX slots hold exactly that; src/slirp counts anything larger as a drop).
 #include "slirp/fragment_guard.hpp"
+#include "slirp/poll_events.hpp"
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <glib.h>
@@ -218,25 +219,14 @@ void cb_init_completed(Slirp* slirp, void* opaque) { static_cast<Harness*>(opaqu
 
 int cb_add_poll(int fd, int events, void* opaque) {
   auto* hs = static_cast<Harness*>(opaque);
-  short e = 0;
-  if (events & SLIRP_POLL_IN) e |= POLLIN;
-  if (events & SLIRP_POLL_OUT) e |= POLLOUT;
-  if (events & SLIRP_POLL_PRI) e |= POLLPRI;
-  hs->pfds.push_back({fd, e, 0});
+  hs->pfds.push_back({fd, slirpnetd::slirp::to_poll_events(events), 0});
   return static_cast<int>(hs->pfds.size() - 1);
 }
 
 int cb_get_revents(int idx, void* opaque) {
   auto* hs = static_cast<Harness*>(opaque);
   if (idx < 0 || static_cast<size_t>(idx) >= hs->pfds.size()) return 0;
-  const short r = hs->pfds[static_cast<size_t>(idx)].revents;
-  int e = 0;
-  if (r & POLLIN) e |= SLIRP_POLL_IN;
-  if (r & POLLOUT) e |= SLIRP_POLL_OUT;
-  if (r & POLLPRI) e |= SLIRP_POLL_PRI;
-  if (r & (POLLERR | POLLNVAL)) e |= SLIRP_POLL_ERR;
-  if (r & POLLHUP) e |= SLIRP_POLL_HUP;
-  return e;
+  return slirpnetd::slirp::to_slirp_events(hs->pfds[static_cast<size_t>(idx)].revents);
 }
 
 const SlirpCb kCallbacks = {
