@@ -80,11 +80,11 @@ if [[ ${SLIRPNETD_SANITIZERS:-1} != 0 ]]; then
     "ASAN_OPTIONS=halt_on_error=1:exitcode=86:detect_leaks=1:abort_on_error=0" \
     "UBSAN_OPTIONS=halt_on_error=1:exitcode=87:print_stacktrace=1" \
     "SLIRPNETD_TIME_SCALE=3" \
-    -- -DCMAKE_CXX_COMPILER=g++ -DSLIRPNETD_SANITIZE=address -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    -- -DCMAKE_C_COMPILER=gcc -DCMAKE_CXX_COMPILER=g++ -DSLIRPNETD_SANITIZE=address -DCMAKE_BUILD_TYPE=RelWithDebInfo
   suite "tsan (clang++)" "$BUILD-tsan" \
     "TSAN_OPTIONS=halt_on_error=1:exitcode=88:second_deadlock_stack=1" \
     "SLIRPNETD_TIME_SCALE=4" \
-    -- -DCMAKE_CXX_COMPILER=clang++ -DSLIRPNETD_SANITIZE=thread -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    -- -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DSLIRPNETD_SANITIZE=thread -DCMAKE_BUILD_TYPE=RelWithDebInfo
 else
   echo "test.sh: SLIRPNETD_SANITIZERS=0: skipping the ASan/UBSan and TSan builds"
 fi

@@ -617,12 +617,23 @@ void print_usage(std::ostream& out) {
          "One-command mode: slirpnetd run [OPTION]... -- CMD [ARG]...  (see slirpnetd run --help)\n";
 }
 
+std::string libslirp_build() {
+#if SLIRPNETD_LIBSLIRP_BUNDLED
+  // Debian's libslirp 4.7.0-1 source package and third_party/libslirp/patches/series, linked in.
+  return "bundled (Debian's libslirp 4.7.0-1 source package + " + std::to_string(SLIRPNETD_LIBSLIRP_PATCHES) +
+         " patches, linked statically)";
+#else
+  return "system (the distribution's shared library)";
+#endif
+}
+
 void print_version(std::ostream& out) {
   const scmp_version* sv = seccomp_version();
   out << "slirpnetd version " SLIRPNETD_VERSION "\n"
       << "libslirp: " << slirp_version_string() << '\n'
       << "SLIRP_CONFIG_VERSION_MAX: " << SLIRP_CONFIG_VERSION_MAX << '\n'
-      << "libseccomp: " << sv->major << '.' << sv->minor << '.' << sv->micro << '\n';
+      << "libseccomp: " << sv->major << '.' << sv->minor << '.' << sv->micro << '\n'
+      << "libslirp build: " << libslirp_build() << '\n';
 }
 
 void print_banner(std::ostream& out, const Options& opts, const NetConfig& net) {

@@ -99,6 +99,8 @@ struct NetConfig {
 std::optional<NetConfig> make_net_config(const Options& opts, std::ostream& err);
 
 void print_usage(std::ostream& out);
+// "bundled (...)" or "system (...)": which libslirp this binary links (--version's last line).
+std::string libslirp_build();
 void print_version(std::ostream& out);
 // The "Starting slirp" banner (spec §1.7), byte for byte.
 void print_banner(std::ostream& out, const Options& opts, const NetConfig& net);

@@ -170,9 +170,13 @@ void SlirpThread::drain_input() {
     if (!f) break;
     const uint32_t len = f->len - f->offset;
     stats_.latency.record(io::now_ns() - f->stamp_ns);  // the hand-off: ring wait + wake-up
-    fragments_.input(f->data + f->offset, len, monotonic_ms(), [this](const uint8_t* frame, size_t frame_len) {
-      slirp_input(slirp_, frame, static_cast<int>(frame_len));  // copies into an mbuf
-    });
+    if (kGuardFragments) {
+      fragments_.input(f->data + f->offset, len, monotonic_ms(), [this](const uint8_t* frame, size_t frame_len) {
+        slirp_input(slirp_, frame, static_cast<int>(frame_len));  // copies into an mbuf
+      });
+    } else {
+      slirp_input(slirp_, f->data + f->offset, static_cast<int>(len));
+    }
     stats_.input_frames.add();
     stats_.input_bytes.add(len);
     note_frame(len);

@@ -117,6 +117,8 @@ class SlirpThread {
   Slirp* slirp_ = nullptr;
   std::vector<pollfd> pfds_;
   std::vector<std::unique_ptr<Timer>> timers_;
+  // Only the distribution's libslirp 4.7.0 needs the guard: the bundled one has ip_reass fixed.
+  static constexpr bool kGuardFragments = !SLIRPNETD_LIBSLIRP_BUNDLED;
   FragmentGuard fragments_;
 
   moodycamel::ConcurrentQueue<Command> commands_;

@@ -34,7 +34,7 @@ done
 declare -A max_len=([fuzz_api]=8192 [fuzz_options]=4096 [fuzz_slirp]=140000)
 
 mkdir -p "$build"
-cmake_args=(-DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLIRPNETD_FUZZ=ON -DBUILD_TESTING=OFF)
+cmake_args=(-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLIRPNETD_FUZZ=ON -DBUILD_TESTING=OFF)
 if ! grep -q 'SLIRPNETD_FUZZ' "$repo/CMakeLists.txt"; then
   # Until the top-level CMakeLists.txt has `if(SLIRPNETD_FUZZ) add_subdirectory(tests/fuzz) endif()`:
   # include this directory's CMakeLists.txt at the end of the top-level one (CMake >= 3.19; a

@@ -364,15 +364,23 @@ TEST_CASE("version lines", "[version]") {
     REQUIRE(r.status == 0);
     CHECK(r.err.empty());
     std::istringstream lines(r.out);
-    std::string l1, l2, l3, l4, extra;
+    std::string l1, l2, l3, l4, l5, extra;
     std::getline(lines, l1);
     std::getline(lines, l2);
     std::getline(lines, l3);
     std::getline(lines, l4);
+    std::getline(lines, l5);
     CHECK(is_version_line(l1, "slirpnetd version "));
     CHECK(l2 == std::string("libslirp: ") + slirp_version_string());
-    CHECK(l3 == "SLIRP_CONFIG_VERSION_MAX: 4");  // Debian's libslirp 4.7.0
+    CHECK(l3 == "SLIRP_CONFIG_VERSION_MAX: 4");  // 4.7.0's; our patches add no SlirpConfig field
     CHECK(is_version_line(l4, "libseccomp: "));
+#if SLIRPNETD_LIBSLIRP_BUNDLED
+    // The version string carries the patch level: Debian's revision + the number of patches.
+    CHECK(l2 == "libslirp: 4.7.0-1+slirpnetd." + std::to_string(SLIRPNETD_LIBSLIRP_PATCHES));
+    CHECK(l5.rfind("libslirp build: bundled (", 0) == 0);
+#else
+    CHECK(l5.rfind("libslirp build: system (", 0) == 0);
+#endif
     CHECK_FALSE(std::getline(lines, extra));
     CHECK(r.out.back() == '\n');
   }
