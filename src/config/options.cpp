@@ -42,6 +42,8 @@ namespace {
 
 constexpr const char* kDefaultProg = "slirpnetd";
 constexpr size_t kMaxTapNameLen = IFNAMSIZ - 1;  // slirp4netns: strncpy(ifr_name, name, IFNAMSIZ - 1)
+constexpr int64_t kTcpBufferMin = 64 * 1024;          // --tcp-buffer-max bounds
+constexpr int64_t kTcpBufferMax = 256 * 1024 * 1024;
 
 // Thrown by an option callback to end parsing now; whatever had to be printed has been.
 class StopParsing final : public std::exception {
@@ -175,6 +177,21 @@ void build_option_table(CLI::App& app, ParseState& st, std::ostream& out, std::o
     auto us = parse_int(v);
     if (!us || *us < 0 || *us > 1000) fail("--spin-us must be an integer from 0 to 1000");
     o.spin_us = *us;
+  });
+  value("--tcp-buffer-max", [&o, fail](const std::string& v) {
+    // SIZE in bytes, or with a K or M suffix (KiB, MiB).
+    std::string digits = v;
+    size_t unit = 1;
+    if (!digits.empty() && (digits.back() == 'K' || digits.back() == 'k')) unit = 1024;
+    if (!digits.empty() && (digits.back() == 'M' || digits.back() == 'm')) unit = 1024 * 1024;
+    if (unit != 1) digits.pop_back();
+    auto n = parse_int(digits);
+    const int64_t bytes = n ? int64_t{*n} * int64_t(unit) : -1;
+    if (bytes < kTcpBufferMin || bytes > kTcpBufferMax)
+      fail("--tcp-buffer-max must be a size from 64K to 256M (bytes, or with a K or M suffix)");
+    if (!SLIRPNETD_LIBSLIRP_BUNDLED)
+      fail("--tcp-buffer-max needs the bundled libslirp (this slirpnetd links the system one)");
+    o.tcp_buffer_max = static_cast<size_t>(bytes);
   });
   value("--cpu-affinity", [&o, fail](const std::string& v) {
     int a, b, c;
@@ -610,6 +627,9 @@ void print_usage(std::ostream& out) {
          "--offload=on|off         checksum/TSO offloads on the TAP (default=on; slirpnetd extension)\n"
          "--spin-us=N              busy-poll N us before sleeping, small frames only (default=80; slirpnetd extension)\n"
          "--cpu-affinity=R,W,S     pin TAP reader, TAP writer, slirp threads to CPUs (slirpnetd extension)\n"
+         "--tcp-buffer-max=SIZE    largest TCP buffer per connection and direction, which bounds the\n"
+         "                         TCP window (bytes, or K/M; default=4M; bundled libslirp only;\n"
+         "                         slirpnetd extension)\n"
          "--splice                 allow add_hostfwd \"mode\":\"splice\" (splice(2) forwarder; slirpnetd extension)\n"
          "--forward-mode=MODE      add_hostfwd's default: slirp or splice (default=slirp; splice implies\n"
          "                         --splice; slirpnetd extension)\n"

@@ -51,6 +51,9 @@ struct Options {
   bool offload = true;       // --offload=on|off: IFF_VNET_HDR with checksum/TSO offloads on the TAP
   int spin_us = 80;          // --spin-us=N: the slirp thread busy-polls this long (small-frame traffic only)
   std::string cpu_affinity;  // --cpu-affinity=R,W,S: CPUs for the TAP reader, writer, slirp thread
+  // --tcp-buffer-max=SIZE: the most each libslirp TCP socket buffer may grow to, which bounds the
+  // window it advertises (bundled libslirp only; 0 = libslirp's default).
+  size_t tcp_buffer_max = 0;
   ForwardMode forward_mode = ForwardMode::Slirp;  // --forward-mode=slirp|splice: add_hostfwd's default
   // --splice (implied by --forward-mode=splice): start the splice forwarder, whose connector
   // is an extra child process in the target netns. Off by default, so the process model Podman and

@@ -215,6 +215,7 @@ int serve(const config::Options& opts, const Hooks& hooks) {
   if (!opts.cpu_affinity.empty()) std::sscanf(opts.cpu_affinity.c_str(), "%d,%d,%d", &cpu[0], &cpu[1], &cpu[2]);
   slirp::Tuning tuning;
   tuning.spin_us = opts.spin_us;
+  tuning.tcp_buffer_max = opts.tcp_buffer_max;
   slirp::SlirpThread slirp(*net, rx, tx, slirp_waker, stats.slirp, tuning, vnet_hdr);
   if (!slirp.start(cpu[2])) {
     std::fprintf(stderr, "slirp_new failed\ncreate_slirp failed\n");

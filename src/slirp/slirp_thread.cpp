@@ -106,6 +106,9 @@ void SlirpThread::run(std::promise<bool>& created) {
   cfg.disable_dhcp = false;
 
   slirp_ = slirp_new(&cfg, &callbacks_, this);
+#if SLIRPNETD_LIBSLIRP_BUNDLED
+  if (slirp_ && tuning_.tcp_buffer_max) slirp_set_tcp_buffer_max(slirp_, tuning_.tcp_buffer_max);
+#endif
   created.set_value(slirp_ != nullptr);
   if (!slirp_) return;
 

@@ -46,6 +46,8 @@ struct Tuning {
   int spin_us = 0;
   uint32_t spin_max_avg_bytes = 1024;
   int input_batch = 256;   // frames fed to slirp_input per round, so sockets and timers run too
+  // The most each TCP socket buffer in libslirp may grow to (bundled libslirp; 0: its default).
+  size_t tcp_buffer_max = 0;
 };
 
 class SlirpThread {

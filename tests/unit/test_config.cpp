@@ -386,6 +386,24 @@ TEST_CASE("version lines", "[version]") {
   }
 }
 
+TEST_CASE("tcp-buffer-max option", "[parse][extensions]") {
+#if SLIRPNETD_LIBSLIRP_BUNDLED
+  CHECK(parse({"1", "tap0"}).opts.tcp_buffer_max == 0);  // libslirp's default
+  CHECK(parse({"--tcp-buffer-max=65536", "1", "tap0"}).opts.tcp_buffer_max == 65536);
+  CHECK(parse({"--tcp-buffer-max=512K", "1", "tap0"}).opts.tcp_buffer_max == 512 * 1024);
+  CHECK(parse({"--tcp-buffer-max", "16M", "1", "tap0"}).opts.tcp_buffer_max == 16 * 1024 * 1024);
+  for (const char* bad : {"--tcp-buffer-max=1000", "--tcp-buffer-max=300M", "--tcp-buffer-max=4G",
+                          "--tcp-buffer-max=M", "--tcp-buffer-max=-1M", "--tcp-buffer-max=1.5M"}) {
+    INFO(bad);
+    require_error(parse({bad, "1", "tap0"}),
+                  "--tcp-buffer-max must be a size from 64K to 256M (bytes, or with a K or M suffix)");
+  }
+#else
+  require_error(parse({"--tcp-buffer-max=4M", "1", "tap0"}),
+                "--tcp-buffer-max needs the bundled libslirp (this slirpnetd links the system one)");
+#endif
+}
+
 TEST_CASE("per-option value errors", "[parse][errors]") {
   for (const char* bad : {"-1", "abc", "3x", "99999999999"}) {
     INFO(bad);
