@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Builds slirpnetd and runs every test (Catch2 unit tests and the hermetic integration tests):
-#   1. build/       default compiler (g++), all tests;
-#   2. build-asan/  g++,     -DSLIRPNETD_SANITIZE=address (ASan + UBSan), all tests;
-#   3. build-tsan/  clang++, -DSLIRPNETD_SANITIZE=thread  (TSan), all tests.
+#   1. build/        default compiler (g++), bundled libslirp (the default), all tests;
+#   2. build-system/ g++, -DSLIRPNETD_LIBSLIRP=system (Debian's shared libslirp), all tests but
+#                    the bundled library's own (tests/unit/test_libslirp*: not built there);
+#   3. build-asan/   g++,     -DSLIRPNETD_SANITIZE=address (ASan + UBSan), all tests;
+#   4. build-tsan/   clang++, -DSLIRPNETD_SANITIZE=thread  (TSan), all tests.
+# The bundled libslirp is compiled with the same compiler and sanitizer as the rest.
 # Any sanitizer report fails the run: the *SAN_OPTIONS below halt on the first error with a
 # distinctive exit status, and the integration harness also greps the daemons' stderr for reports.
 # Exits non-zero if any step failed and prints a summary. Run as root (the integration tests create
 # namespaces): sudo scripts/test.sh
 #
 # Environment:
-#   SLIRPNETD_SANITIZERS=0   only the default build (steps 2 and 3 skipped)
+#   SLIRPNETD_SANITIZERS=0   no sanitizer builds (steps 3 and 4 skipped)
+#   SLIRPNETD_SYSTEM=0       no system-libslirp build (step 2 skipped)
 #   SLIRPNETD_FUZZ_SECONDS=N libFuzzer seconds per target (default 20; 0 skips fuzzing)
 #   SLIRPNETD_WERROR=OFF     do not build with -Werror (default ON, as CI should)
 #   JOBS=N                   build and ctest parallelism (default: nproc)
@@ -62,6 +66,9 @@ suite() {
     "${EXTRA_CTEST[@]}" 2>&1 | tee "$log" || status=$?
   local line
   line=$(grep -E 'tests passed, [0-9]+ tests? failed out of' "$log" | tail -1)
+  # Skipped tests are neither passes nor failures: the summary names them.
+  local skipped
+  skipped=$(grep -E '\*\*\*Skipped|Not Run' "$log" | sed -E 's/^.*Test +#[0-9]+: ([^ ]+) .*$/\1/' | sort -u)
   if ((status == 0)) && [[ -n $line ]]; then
     record PASS "$name: ctest" $((SECONDS - t0)) "$line"
   else
@@ -71,19 +78,31 @@ suite() {
     while read -r l; do SUMMARY+=("        $l"); done < <(
       sed -n '/The following tests FAILED:/,$p' "$log" | grep -E '^[[:space:]]+[0-9]+ - ')
   fi
+  if [[ -n $skipped ]]; then
+    SUMMARY+=("SKIP  $name: $(wc -l <<<"$skipped") test(s) skipped (not counted as passed):")
+    local l
+    while read -r l; do SUMMARY+=("        $l"); done <<<"$skipped"
+  fi
 }
 
-suite "default (g++)" "$BUILD" -- -DCMAKE_BUILD_TYPE=RelWithDebInfo
+suite "default (g++, bundled libslirp)" "$BUILD" -- -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+if [[ ${SLIRPNETD_SYSTEM:-1} != 0 ]]; then
+  suite "system libslirp (g++)" "$BUILD-system" -- -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DSLIRPNETD_LIBSLIRP=system
+else
+  echo "test.sh: SLIRPNETD_SYSTEM=0: skipping the system-libslirp build"
+fi
 
 if [[ ${SLIRPNETD_SANITIZERS:-1} != 0 ]]; then
   suite "asan+ubsan (g++)" "$BUILD-asan" \
     "ASAN_OPTIONS=halt_on_error=1:exitcode=86:detect_leaks=1:abort_on_error=0" \
     "UBSAN_OPTIONS=halt_on_error=1:exitcode=87:print_stacktrace=1" \
-    "SLIRPNETD_TIME_SCALE=3" \
+    "SLIRPNETD_TIME_SCALE=3" "SLIRPNETD_BULK_BYTES=134217728" \
     -- -DCMAKE_C_COMPILER=gcc -DCMAKE_CXX_COMPILER=g++ -DSLIRPNETD_SANITIZE=address -DCMAKE_BUILD_TYPE=RelWithDebInfo
   suite "tsan (clang++)" "$BUILD-tsan" \
     "TSAN_OPTIONS=halt_on_error=1:exitcode=88:second_deadlock_stack=1" \
-    "SLIRPNETD_TIME_SCALE=4" \
+    "SLIRPNETD_TIME_SCALE=4" "SLIRPNETD_BULK_BYTES=134217728" \
     -- -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DSLIRPNETD_SANITIZE=thread -DCMAKE_BUILD_TYPE=RelWithDebInfo
 else
   echo "test.sh: SLIRPNETD_SANITIZERS=0: skipping the ASan/UBSan and TSan builds"

@@ -8,6 +8,12 @@
   nettool.py udp-check ADDR PORT [--timeout S]                   one datagram there and back
   nettool.py api SOCKET JSON [--timeout S]                       one slirp4netns API request
   nettool.py http-get URL [--timeout S]                          print the body of a GET
+  nettool.py tcp-stream send|recv ADDR PORT [--listen --ready FILE] [--bytes N] [--seed S]
+             [--pause-after B --pause S --paused FILE --resume FILE] [--rate BYTES_PER_S]
+             [--timeout S]
+                                     one TCP stream of a seeded deterministic byte sequence, sent
+                                     or received (connecting, or accepting one connection with
+                                     --listen); both ends print "OK sent|received N sha256=HEX"
 
 Clients print "OK ..." and exit 0 on success; otherwise they print "ERROR: <reason>" (for socket
 errors the strerror text, e.g. "ERROR: Network is unreachable") and exit 1. Servers write "ready"
@@ -156,6 +162,91 @@ def http_get(args):
     return 0
 
 
+# The tcp-stream byte sequence: a seeded pseudo-random pool whose length is a prime, repeated.
+# Cheap to produce at several GB/s (slices of one buffer, no per-byte work), and a stream with a run
+# of bytes lost, duplicated or misplaced is a different byte sequence (different sha256) unless
+# the run is a multiple of the odd period: never a TCP segment.
+STREAM_PERIOD = 1048573  # the largest prime below 2**20
+
+
+def stream_pool(seed):
+    import random
+    pool = random.Random(seed).randbytes(STREAM_PERIOD)
+    return memoryview(pool + pool)  # any slice of up to STREAM_PERIOD bytes is contiguous
+
+
+def tcp_stream(args):
+    deadline = time.monotonic() + args.timeout
+    family = family_of(args.addr)
+    try:
+        if args.listen:
+            with socket.socket(family, socket.SOCK_STREAM) as ls:
+                ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                ls.bind((args.addr, args.port))
+                ls.listen(1)
+                if args.ready:
+                    with open(args.ready, "w") as f:
+                        f.write("ready\n")
+                ls.settimeout(args.timeout)
+                s, _ = ls.accept()
+        else:
+            s = socket.create_connection((args.addr, args.port), timeout=args.timeout)
+        with s:
+            if args.rate:
+                # Paced by the kernel (SO_MAX_PACING_RATE): a long-lived stream at little CPU cost.
+                s.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_MAX_PACING_RATE", 47), args.rate)
+            # A stall longer than this fails the stream (--pause is added: it is intended).
+            s.settimeout(min(args.timeout, 30 * time_scale() + args.pause))
+            h = hashlib.sha256()
+            n = 0
+            if args.role == "send":
+                pool = stream_pool(args.seed)
+                chunk = 1 << 18
+                while n < args.bytes:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"timed out after sending {n} of {args.bytes} bytes")
+                    off = n % STREAM_PERIOD
+                    data = pool[off:off + min(chunk, args.bytes - n)]
+                    s.sendall(data)
+                    h.update(data)
+                    n += len(data)
+                s.shutdown(socket.SHUT_WR)
+                # Wait for the receiver to close: it has then read everything (or failed).
+                while s.recv(65536):
+                    pass
+                print(f"OK sent {n} sha256={h.hexdigest()}")
+            else:
+                buf = bytearray(1 << 20)
+                mv = memoryview(buf)
+                paused = args.pause_after < 0
+                while True:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"timed out after receiving {n} bytes")
+                    if not paused and n >= args.pause_after:
+                        paused = True
+                        if args.paused:
+                            with open(args.paused, "w") as f:
+                                f.write(f"{n}\n")
+                        end = time.monotonic() + args.pause
+                        while time.monotonic() < end and not (args.resume and os.path.exists(args.resume)):
+                            time.sleep(0.05)
+                        deadline += args.pause
+                    want = len(buf) if paused else min(len(buf), max(1, args.pause_after - n))
+                    got = s.recv_into(mv[:want])
+                    if not got:
+                        break
+                    h.update(mv[:got])
+                    n += got
+                print(f"OK received {n} sha256={h.hexdigest()}")
+    except OSError as e:
+        return error(e)
+    return 0
+
+
+def time_scale():
+    return int(os.environ.get("SLIRPNETD_TIME_SCALE", "1"))
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -181,6 +272,21 @@ def main():
     s = sub.add_parser("http-get")
     s.add_argument("url")
     s.add_argument("--timeout", type=float, default=10)
+    s = sub.add_parser("tcp-stream")
+    s.add_argument("role", choices=("send", "recv"))
+    s.add_argument("addr")
+    s.add_argument("port", type=int)
+    s.add_argument("--listen", action="store_true", help="accept one connection instead")
+    s.add_argument("--ready", help="written once listening (with --listen)")
+    s.add_argument("--bytes", type=int, default=1 << 20, help="bytes to send")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--pause-after", type=int, default=-1,
+                   help="receiver: stop reading once this many bytes arrived...")
+    s.add_argument("--pause", type=float, default=0, help="...for this many seconds")
+    s.add_argument("--paused", help="receiver: written (bytes so far) when the pause starts")
+    s.add_argument("--resume", help="receiver: the pause ends early once this file exists")
+    s.add_argument("--rate", type=int, default=0, help="sender: at most this many bytes/s")
+    s.add_argument("--timeout", type=float, default=60)
     args = p.parse_args()
     # scripts/test.sh slows the clock down for sanitizer builds (see lib.sh).
     scale = int(os.environ.get("SLIRPNETD_TIME_SCALE", "1"))
@@ -190,7 +296,8 @@ def main():
         return run_server(socketserver.ThreadingTCPServer, TcpEcho, args)
     if args.cmd == "udp-echo":
         return run_server(socketserver.ThreadingUDPServer, UdpEcho, args)
-    return {"tcp-check": tcp_check, "udp-check": udp_check, "api": api, "http-get": http_get}[args.cmd](args)
+    return {"tcp-check": tcp_check, "udp-check": udp_check, "api": api, "http-get": http_get,
+            "tcp-stream": tcp_stream}[args.cmd](args)
 
 
 if __name__ == "__main__":
