@@ -5,7 +5,9 @@
   fuzz_options  argv words separated by NUL                         (see fuzz_options.cpp)
   fuzz_slirp    config byte + frames, each a big-endian u16 length  (see fuzz_slirp.cpp):
                 valid ARP, DHCP, IPv4/IPv6 TCP/UDP/ICMP frames toward libslirp's own addresses
-                (10.0.2.2/.3, fd00::2/::3), fragments, options, jumbo and truncated frames.
+                (10.0.2.2/.3, fd00::2/::3), fragments, options, jumbo and truncated frames;
+                TCP option and urgent-data sequences (tcp_option_seeds), IPv4 reassembly
+                orders and floods (fragment_seeds).
 """
 import os
 import shutil
@@ -60,9 +62,11 @@ def pseudo6(src, dst, nh, n):
     return src + dst + struct.pack("!IxxxB", n, nh)
 
 
-def tcp_seg(sport, dport, seq, ack, flags, payload=b"", options=b"", win=65535):
-    off = (20 + len(options)) // 4
-    return struct.pack("!HHIIBBHHH", sport, dport, seq, ack, off << 4, flags, win, 0, 0) + options + payload
+def tcp_seg(sport, dport, seq, ack, flags, payload=b"", options=b"", win=65535, urp=0, off=None):
+    """off: the data offset field (32-bit words); by default what the options fill, rounded down."""
+    if off is None:
+        off = (20 + len(options)) // 4
+    return struct.pack("!HHIIBBHHH", sport, dport, seq, ack, off << 4, flags, win, 0, urp) + options + payload
 
 
 def with_l4_csum(seg, at, pseudo):
@@ -70,8 +74,8 @@ def with_l4_csum(seg, at, pseudo):
     return seg[:at] + struct.pack("!H", c) + seg[at + 2:]
 
 
-def tcp4(dport, flags, seq=1000, ack=0, payload=b"", options=b"", dst=GW4, sport=40000):
-    seg = tcp_seg(sport, dport, seq, ack, flags, payload, options)
+def tcp4(dport, flags, seq=1000, ack=0, payload=b"", options=b"", dst=GW4, sport=40000, win=65535, urp=0, off=None):
+    seg = tcp_seg(sport, dport, seq, ack, flags, payload, options, win, urp, off)
     return ipv4(6, with_l4_csum(seg, 16, pseudo4(GUEST4, dst, 6, len(seg))), dst=dst)
 
 
@@ -127,8 +131,141 @@ class Rest:
         self.frame = frame
 
 
-SYN, ACK, PSH, FIN, RST = 0x02, 0x10, 0x08, 0x01, 0x04
+SYN, ACK, PSH, FIN, RST, URG = 0x02, 0x10, 0x08, 0x01, 0x04, 0x20
 TCP_OPTS = bytes([2, 4, 0x05, 0xB4, 4, 2, 8, 10]) + struct.pack("!II", 1, 0) + bytes([1, 3, 3, 7])
+
+
+# TCP options (RFC 7323 window scale and timestamps, RFC 2018 SACK), well-formed and not.
+OPT_EOL, OPT_NOP = b"\x00", b"\x01"
+
+
+def opt_mss(v):
+    return struct.pack("!BBH", 2, 4, v)
+
+
+def opt_ws(shift):
+    return bytes([3, 3, shift])
+
+
+def opt_ts(val, ecr):
+    return struct.pack("!BBII", 8, 10, val, ecr)
+
+
+OPT_SACK_OK = b"\x04\x02"
+
+
+def opt_sack(*blocks):
+    return bytes([5, 2 + 8 * len(blocks)]) + b"".join(struct.pack("!II", a, b) for a, b in blocks)
+
+
+def pad4(options):
+    return options + OPT_EOL * (-len(options) % 4)
+
+
+# What Linux puts in a SYN: MSS, SACK permitted, timestamps, NOP, window scale 7.
+LINUX_SYN_OPTS = opt_mss(1460) + OPT_SACK_OK + opt_ts(1000, 0) + OPT_NOP + opt_ws(7)
+# libslirp's first ISS in a fresh instance, as a seed sees it: tcp_iss starts at 1 and the slow
+# timer adds 64000 before the deferred connect completes. A guest ACK of the SYN-ACK acks ISS + 1
+# (only meaningful if something listens on 127.0.0.1:80 in fuzz_slirp's namespace; otherwise
+# libslirp answers the SYN with a RST and these sequences exercise the SYN path only).
+SLIRP_ISS = 64001
+
+
+def tcp_option_seeds():
+    """SYNs with window-scale/timestamp/SACK options, malformed options, options on non-SYN
+    segments, and urgent data with urgent pointers far beyond the data."""
+    s = {}
+    syn = lambda opts, **kw: tcp4(80, SYN, seq=1000, options=pad4(opts), **kw)
+    ack = lambda **kw: tcp4(80, ACK, seq=1001, ack=SLIRP_ISS + 1, **kw)
+    s["tcp_syn_wscale"] = (0, [syn(opt_mss(1460) + OPT_NOP + opt_ws(7)), ack()])
+    s["tcp_syn_linux_options"] = (0, [syn(LINUX_SYN_OPTS), ack(options=pad4(OPT_NOP + OPT_NOP + opt_ts(1001, 1)))])
+    s["tcp_syn_linux_options_mtu65520"] = (4, [syn(opt_mss(65480) + OPT_SACK_OK + opt_ts(1000, 0) + OPT_NOP + opt_ws(7)),
+                                               ack(payload=b"x" * 1000)])
+    s["tcp_syn_wscale_14"] = (0, [syn(OPT_NOP + opt_ws(14)), ack(win=1)])
+    s["tcp_syn_wscale_15"] = (0, [syn(OPT_NOP + opt_ws(15)), ack(win=65535)])
+    s["tcp_syn_wscale_255"] = (0, [syn(OPT_NOP + opt_ws(255)), ack(win=65535)])
+    s["tcp_syn_wscale_twice"] = (0, [syn(opt_ws(2) + opt_ws(9) + OPT_NOP * 2)])
+    s["tcp_syn_ts_sack_only"] = (0, [syn(OPT_NOP * 2 + opt_ts(0xFFFFFFFF, 0) + OPT_NOP * 2 + OPT_SACK_OK)])
+    s["tcp_syn_opt_len0"] = (0, [syn(bytes([3, 0, 7]) + OPT_NOP)])
+    s["tcp_syn_opt_len1"] = (0, [syn(bytes([8, 1]) + opt_ws(7))])
+    s["tcp_syn_opt_overlong"] = (0, [syn(bytes([8, 40]) + b"\x00" * 6), syn(opt_mss(1460) + bytes([3, 200, 7]))])
+    s["tcp_syn_opt_truncated"] = (0, [syn(OPT_NOP * 3 + b"\x03"), syn(OPT_NOP * 2 + bytes([3, 3])), syn(bytes([2, 4, 5]) + OPT_NOP),
+                                      syn(OPT_NOP * 2 + bytes([8, 10, 0, 0, 0, 1]))])
+    s["tcp_syn_wrong_lengths"] = (0, [syn(bytes([3, 4, 7, 0])), syn(bytes([2, 3, 5]) + OPT_NOP), syn(bytes([8, 9]) + b"\x00" * 7 + OPT_NOP),
+                                      syn(bytes([4, 3, 0]) + OPT_NOP)])
+    s["tcp_syn_opts_40_bytes"] = (0, [syn(OPT_NOP * 37 + opt_ws(3))])
+    s["tcp_syn_eol_then_ws"] = (0, [syn(OPT_EOL + OPT_NOP * 3 + opt_ws(7) + OPT_NOP)])
+    # Data offset larger than the segment: the options run past the end of the frame.
+    s["tcp_syn_offset_past_end"] = (0, [tcp4(80, SYN, options=OPT_NOP + opt_ws(7), off=15),
+                                        tcp4(80, SYN, options=b"", off=6)])
+    s["tcp_syn_offset_short"] = (0, [tcp4(80, SYN, options=pad4(opt_mss(1460) + OPT_NOP + opt_ws(7)), off=4)])
+    s["tcp_synack_with_options"] = (0, [tcp4(80, SYN | ACK, ack=1, options=pad4(LINUX_SYN_OPTS))])
+    s["tcp_nonsyn_options"] = (0, [syn(LINUX_SYN_OPTS),
+                                   ack(options=pad4(OPT_NOP + opt_ws(14))),
+                                   ack(options=pad4(OPT_NOP * 2 + opt_ts(1002, 1)), payload=b"GET / HTTP/1.0\r\n\r\n"),
+                                   ack(options=pad4(OPT_NOP * 2 + opt_sack((SLIRP_ISS + 1, SLIRP_ISS + 100), (5, 9)))),
+                                   ack(options=pad4(opt_mss(100) + OPT_SACK_OK)),
+                                   tcp4(80, FIN | ACK, seq=1019, ack=SLIRP_ISS + 1, options=pad4(opt_ws(0)))])
+    s["tcp_rst_with_options"] = (0, [syn(LINUX_SYN_OPTS), tcp4(80, RST | ACK, seq=1001, ack=SLIRP_ISS + 1, options=pad4(opt_ts(1, 1)))])
+    # Urgent data (CVE-2026-9539): urgent pointers beyond the data sent, up to 0xffff.
+    s["tcp_urg_pointer_huge"] = (0, [syn(opt_mss(1460)), ack(),
+                                     tcp4(80, URG | PSH | ACK, seq=1001, ack=SLIRP_ISS + 1, payload=b"0123456789", urp=0xFFFF),
+                                     tcp4(80, PSH | ACK, seq=1011, ack=SLIRP_ISS + 1, payload=b"y" * 100)])
+    s["tcp_urg_pointer_2048"] = (0, [syn(opt_mss(1460)), ack(),
+                                     tcp4(80, URG | PSH | ACK, seq=1001, ack=SLIRP_ISS + 1, payload=b"z" * 10, urp=2048),
+                                     tcp4(80, URG | ACK, seq=1011, ack=SLIRP_ISS + 1, urp=4000),
+                                     tcp4(80, PSH | ACK, seq=1011, ack=SLIRP_ISS + 1, payload=b"w" * 1400)])
+    s["tcp_urg_on_syn"] = (0, [tcp4(80, SYN | URG, options=pad4(opt_mss(1460)), urp=0xFFFF), ack()])
+    return s
+
+
+def frag4(l4, ident, off, length, more, proto=17, flags=0):
+    """The IPv4 fragment carrying l4[off:off+length] (off a multiple of 8)."""
+    return ipv4(proto, l4[off:off + length], ident=ident, frag=flags | (0x2000 if more else 0) | off // 8)
+
+
+def udp4_l4(dport, payload, sport=40000):
+    seg = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    return with_l4_csum(seg, 6, pseudo4(GUEST4, GW4, 17, len(seg)))
+
+
+def fragment_seeds():
+    """IPv4 reassembly: every order of a 3-fragment datagram (libslirp 4.7.0 crashed when the last
+    fragment came first), a datagram completed then reopened by a stray last fragment, overlaps,
+    the reserved-bit frame that frees a queue, floods that hit the reassembly limits, and IPv6
+    fragments (libslirp 4.7 does not reassemble IPv6: it drops them)."""
+    s = {}
+    dgram = udp4_l4(9, bytes(range(256)) * 15 + b"end")  # 3851 bytes: fragments 1480, 1480, 891
+    parts = [(0, 1480, True), (1480, 1480, True), (2960, len(dgram) - 2960, False)]
+    for order in ("012", "021", "102", "120", "201", "210"):
+        s["ip_frag_order_" + order] = (0, [frag4(dgram, 11, *parts[int(i)]) for i in order])
+    s["ip_frag_last_only"] = (0, [frag4(dgram, 12, *parts[2])])
+    s["ip_frag_reopened_by_stray_last"] = (0, [frag4(dgram, 13, *p) for p in parts] + [frag4(dgram, 13, *parts[2])] * 2
+                                           + [frag4(dgram, 13, *parts[0])])
+    # issue 12, finding 1: first, last at 16, a plain datagram with the same id, another last at
+    # 24, the middle at 8 (a FragmentGuard bypass; harmless to the fixed libslirp).
+    small = udp4_l4(9, b"s" * 40)  # 48 bytes
+    plain = ipv4(17, udp4_l4(9, b"plain"), ident=14)
+    s["ip_frag_guard_plain_same_id"] = (0, [frag4(small, 14, 0, 8, True), frag4(small, 14, 16, 32, False), plain,
+                                            frag4(small, 14, 24, 24, False), frag4(small, 14, 8, 8, True)])
+    s["ip_frag_reserved_bit_frees"] = (0, [frag4(small, 15, 0, 16, True),
+                                           ipv4(17, udp4_l4(9, b"rsv"), ident=15, frag=0x8000),
+                                           frag4(small, 15, 16, 32, False)])
+    s["ip_frag_overlaps"] = (0, [frag4(dgram, 16, 0, 1480, True), frag4(dgram, 16, 8, 1000, True), frag4(dgram, 16, 1000, 1480, True),
+                                 frag4(dgram, 16, 1480, 1480, True), frag4(dgram, 16, 2960, len(dgram) - 2960, False)])
+    s["ip_frag_icmp_echo"] = (0, [frag4(icmp4(8, 0, struct.pack("!HH", 1, 9) + b"f" * 3000)[34:], 17, off, n, more, proto=1)
+                                  for off, n, more in ((1480, 1480, True), (0, 1480, True), (2960, 48, False))])
+    # Floods: many unfinished datagrams (past the 1024-datagram limit), one datagram in 8-byte
+    # pieces with gaps (past the 4 MiB limit at MTU 9000), and big mbufs at MTU 65520.
+    s["ip_frag_flood_datagrams"] = (0, [frag4(small, i, 0, 8, True) for i in range(1500)] + [frag4(small, 1499, 8, 40, False)])
+    tiny = b"t" * 65528
+    s["ip_frag_flood_tiny_mtu9000"] = (12, [frag4(tiny, 18, off, 8, True) for off in range(0, 65520, 16)][:3000])
+    s["ip_frag_flood_mtu65520"] = (4, [frag4(small, i, 0, 8, True) for i in range(120)])
+    # IPv6: a fragment header (next header 44) in front of UDP, first and last fragment.
+    u6 = struct.pack("!HHHH", 40000, 9, 8 + 1600, 0) + b"6" * 1600
+    fh = lambda off, more, l4: struct.pack("!BBHI", 17, 0, off | (1 if more else 0), 0x1234) + l4
+    s["ipv6_fragments"] = (1, [ipv6(44, fh(0, True, u6[:1232])), ipv6(44, fh(1232, False, u6[1232:]))])
+    return s
 
 
 def slirp_seeds():
@@ -173,6 +310,8 @@ def slirp_seeds():
                                          dst_mac=bytes.fromhex("333300010002"))])
     s["ipv6_truncated"] = (1, [tcp6(80, SYN)[:50]])
     s["mixed_v4_v6"] = (1 | 2, [arp(1, GW4), icmp4(8, 0, b"\0\1\0\1"), icmp6(128, 0, b"\0\1\0\1"), udp4(53, dns_query(), dst=DNS4)])
+    s.update(tcp_option_seeds())
+    s.update(fragment_seeds())
     out = {}
     for name, (conf, frames) in s.items():
         b = bytes([conf])
