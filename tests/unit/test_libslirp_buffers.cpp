@@ -1,8 +1,8 @@
 // Unit tests for our libslirp patches to TCP socket buffers and segment sizes
 // (third_party/libslirp/patches): a connection's buffers start empty and grow on demand up to a
 // maximum (slirp_set_tcp_buffer_max(), 4 MiB by default) from which the window is computed; idle
-// connections hold no buffer memory; segments carry MTU - 40 bytes, never more than the guest's
-// MSS. A fake guest (libslirp_guest.hpp) drives libslirp's public API on one thread with a virtual
+// connections hold no buffer memory; segments carry MTU - 40 bytes (IPv4) or MTU - 60 (IPv6),
+// never more than the guest's MSS. A fake guest (libslirp_guest.hpp) drives libslirp's public API on one thread with a virtual
 // clock; the host side is plain loopback sockets. The process isolates itself in private network
 // and mount namespaces before main() (see libslirp_guest.hpp).
 //
@@ -104,7 +104,6 @@ size_t guest_to_host(Guest& g, GuestTcp& c, int fd, const Bytes& data, size_t re
   CHECK(compare_bytes(got, data) == "");
   return acked_unread;
 }
-
 
 // ---- IPv6 (libslirp_guest.hpp's Guest is IPv4 only) ----------------------------------------------
 
@@ -212,7 +211,7 @@ struct Guest6 {
     t[12] = static_cast<uint8_t>(((20 + options.size()) / 4) << 4);
     t[13] = flags;
     put16(&t[14], 65535);  // ~8 MiB at shift 7
-    std::memcpy(&t[20], options.data(), options.size());
+    if (!options.empty()) std::memcpy(&t[20], options.data(), options.size());
     input(frame(me, gw, IPPROTO_TCP, t, 64, 16));
     if (flags & kSyn) ++snd_nxt;
   }
