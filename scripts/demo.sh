@@ -61,6 +61,22 @@ step "Inside: fetch http://10.0.2.2:8000/ (10.0.2.2 is the host's loopback)"
 show "python3 -c 'urllib.request.urlopen(\"http://10.0.2.2:8000/\")'"
 nettool "$C" http-get http://10.0.2.2:8000/
 
+if command -v iperf3 >/dev/null; then
+  step "Inside: 3 s of bulk TCP to the host's iperf3 on 127.0.0.1:5201 through 10.0.2.2"
+  start_bg iperf3-host timeout 20 iperf3 -s -1 -B 127.0.0.1 -p 5201
+  wait_for "ss -Hltn 'sport = :5201' | grep -q 5201"
+  show "iperf3 -c 10.0.2.2 -t 3 -f g   (and ss -tin in the container, midway)"
+  in_ns "$C" timeout 20 iperf3 -c 10.0.2.2 -p 5201 -t 3 -f g >"$TMP/iperf3-client.log" 2>&1 &
+  iperf_pid=$!
+  sleep 1.5
+  echo "window scaling, the window libslirp advertises and the segment size, as the container sees them:"
+  in_ns "$C" ss -tin dst 10.0.2.2 | grep -oE '(^| )(wscale:[0-9,]+|mss:[0-9]+|snd_wnd:[0-9]+)' | sort -u |
+    tr -d ' ' | tr '\n' ' '
+  echo
+  wait "$iperf_pid" || true
+  grep -E 'sender|receiver' "$TMP/iperf3-client.log" || cat "$TMP/iperf3-client.log"
+fi
+
 step "Inside: resolve host.slirpnetd.test through 10.0.2.3 (forwarded to the host's resolver)"
 dns_query "$C" 10.0.2.3 host.slirpnetd.test
 echo "the responder saw: $(tail -1 "$TMP/dnsd.log")"
