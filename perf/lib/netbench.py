@@ -22,7 +22,7 @@ from apiclient import api
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 BASELINE = "slirp4netns"
-ALL_CONTENDERS = ["slirpnetd", "slirpnetd-splice", "slirp4netns", "pasta", "pasta-splice", "veth"]
+ALL_CONTENDERS = ["slirpnetd", "slirpnetd-splice", "slirpnetd-system", "slirp4netns", "pasta", "pasta-splice", "veth"]
 DEFAULT_CONTENDERS = ["slirpnetd", "slirpnetd-splice", "slirp4netns", "pasta", "veth"]
 # Contenders that differ from another one only in the host -> namespace port forward: they run
 # just the tests through it (tput/rr/crr host2ns-fwd); namespace -> host is the other's path.
@@ -256,6 +256,11 @@ class Session:
         # between the host socket and one opened inside the container, no libslirp involved).
         self._start_slirp(self.env.slirpnetd, splice=True)
 
+    def _start_slirpnetd_system(self):
+        # slirpnetd built with -DSLIRPNETD_LIBSLIRP=system (Debian's libslirp 4.7, no window
+        # scaling): the A/B of the bundled libslirp's patches, same pipeline otherwise.
+        self._start_slirp(self.env.slirpnetd_system)
+
     def _start_slirp4netns(self):
         self._start_slirp(shutil.which("slirp4netns"))
 
@@ -406,6 +411,7 @@ class Env:
         self.perf_dir = args.perf_dir
         self.tool = os.path.join(args.perf_dir, ".build", "nettool")
         self.slirpnetd = os.environ.get("SLIRPNETD", "")
+        self.slirpnetd_system = os.environ.get("SLIRPNETD_SYSTEM", "")
         self.mtus = args.mtus
 
     def setup_outer(self):
@@ -441,6 +447,9 @@ def versions(env):
     return {
         "slirpnetd": {"path": env.slirpnetd, "version": first_line([env.slirpnetd, "--version"]) if env.slirpnetd else "n/a"},
         "slirpnetd-splice": {"path": env.slirpnetd, "version": "same binary, --splice, forwards \"mode\":\"splice\""},
+        "slirpnetd-system": {"path": env.slirpnetd_system,
+                             "version": first_line([env.slirpnetd_system, "--version"]) + " (system libslirp)"
+                             if env.slirpnetd_system else "n/a"},
         "slirp4netns": {"path": shutil.which("slirp4netns"), "version": "Debian " + deb("slirp4netns")},
         "pasta": {"path": shutil.which("pasta"), "version": "Debian passt " + deb("passt")},
         "pasta-splice": {"path": shutil.which("pasta"), "version": "Debian passt " + deb("passt")},
@@ -630,7 +639,10 @@ def write_outputs(outdir, result, args):
              "- slirpnetd-splice is slirpnetd with `--splice` and its port forwards added with "
              "`\"mode\":\"splice\"` (splice(2) between the host socket and a socket opened inside the "
              "container, no libslirp): only the tests through the forward run; its namespace → host "
-             "path is slirpnetd's (libslirp), so those cells are n/a."]
+             "path is slirpnetd's (libslirp), so those cells are n/a.",
+             "- slirpnetd-system (when run) is the same slirpnetd built with `-DSLIRPNETD_LIBSLIRP=system`: "
+             "Debian's shared libslirp 4.7 instead of the bundled, patched one (no TCP window scaling, "
+             "32 KiB segments): the A/B of the libslirp patches."]
     for n in result["not_available"]:
         notes.append(f"- n/a: {n['contender']} at MTU {n['mtu']}: {n['reason']}")
     for e in result["errors"]:

@@ -55,6 +55,12 @@ if [[ "${NETBENCH_INNER:-}" != 1 ]]; then
     fi
     [[ -n "${SLIRPNETD:-}" && -e "$SLIRPNETD" ]] && SLIRPNETD="$(readlink -f "$SLIRPNETD")"
     export SLIRPNETD="${SLIRPNETD:-}"
+    # The opt-in contender slirpnetd-system: slirpnetd linked with Debian's libslirp.
+    if [[ -z "${SLIRPNETD_SYSTEM:-}" && -x "$PERF_DIR/../build-system/slirpnetd" ]]; then
+        SLIRPNETD_SYSTEM="$PERF_DIR/../build-system/slirpnetd"
+    fi
+    [[ -n "${SLIRPNETD_SYSTEM:-}" && -e "$SLIRPNETD_SYSTEM" ]] && SLIRPNETD_SYSTEM="$(readlink -f "$SLIRPNETD_SYSTEM")"
+    export SLIRPNETD_SYSTEM="${SLIRPNETD_SYSTEM:-}"
     export NETBENCH_INNER=1
     # --kill-child: if this shell dies, the whole PID namespace (every daemon, server and
     # client we started) is killed with it.
