@@ -198,7 +198,7 @@ struct Guest6 {
     f[21] = hlim;
     std::memcpy(&f[22], &src, 16);
     std::memcpy(&f[38], &dst, 16);
-    std::memcpy(&f[54], payload.data(), payload.size());
+    if (!payload.empty()) std::memcpy(&f[54], payload.data(), payload.size());
     return f;
   }
 
