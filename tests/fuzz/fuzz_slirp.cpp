@@ -10,20 +10,41 @@
 // so libslirp's DNS forwarder never reaches the real resolver. If any step fails it aborts
 // rather than run un-isolated.
 //
+// The host side. Inside that namespace the harness also plays the host the guest talks to: TCP
+// listeners on 127.0.0.1:80, [::1]:80 and 127.0.0.1:53 (where libslirp connects for a guest's
+// 10.0.2.2:80, [fd00::2]:80 and 10.0.2.3:53), and UDP sockets on 127.0.0.1:53 and [::1]:53 that
+// echo every datagram back. Without them every TCP input would end in a RST after the SYN, and
+// libslirp's established-state code (options after the handshake, urgent data, window updates,
+// its reads and writes of the host socket) would be unreachable. After each frame, before the
+// poll round, the harness accepts, reads what libslirp wrote and answers as config bits 5-7 say.
+// At the end of an input every accepted connection is reset (SO_LINGER 0: nothing lingers in
+// TIME_WAIT) before slirp_cleanup and the UDP sockets are drained, so inputs stay independent.
+// All of it is non-blocking and on loopback, where the kernel delivers within the sending call, so
+// what libslirp sees depends on the input only. (One exception seen: with the slow reader the
+// kernel may have handed the host a few bytes fewer by its last read when the machine is loaded;
+// libslirp's side of such a run was the same.)
+//
 // Input: one config byte, then frames, each a big-endian u16 length and that many bytes (fewer
 // at the end of the input: truncated frames); the length 0xffff takes the rest of the input, so
 // frames can exceed 65535 bytes. Config bits: 0 IPv6, 1 disable_host_loopback, 2-3 the MTU
-// (1500, 65520, 576, 9000), 4 disable_dns.
+// (1500, 65520, 576, 9000), 4 disable_dns, 5-6 what the host does with a connection (0 reads and
+// discards, 1 echoes what it reads, 2 sends 192 KiB, 3 sends "hello", one urgent byte and a FIN
+// at once), 7 a slow host reader (smallest receive buffer, at most 512 bytes read per frame).
 //
-// Guidance. Debian's libslirp is not instrumented, so libFuzzer's own coverage only sees this
-// file. Two extra signals go into libFuzzer's extra counters: libslirp's own call trace (SLIRP_DEBUG
-// =call,misc: every DEBUG_CALL/DEBUG_MISC line, hashed as pairs of consecutive lines), and what
-// comes back to the guest (ethertype, IP protocol, ICMP type, TCP flags, length class). The custom
-// mutator keeps the framing intact and mostly recomputes IP/TCP/UDP/ICMP checksums after mutating,
-// since libslirp drops frames whose checksums are wrong before doing anything interesting.
+// Guidance. The bundled libslirp (the default build) is compiled with coverage instrumentation,
+// so libFuzzer sees its edges; the distribution's (-DSLIRPNETD_LIBSLIRP=system) is not, and then
+// libFuzzer's own coverage only sees this file. Two extra signals go into libFuzzer's extra
+// counters either way: libslirp's own call trace (SLIRP_DEBUG=call,misc: every DEBUG_CALL/DEBUG_MISC
+// line, hashed as pairs of consecutive lines), and what comes back to the guest (ethertype, IP
+// protocol, ICMP type, TCP flags, length class). The custom mutator keeps the framing intact and
+// mostly recomputes IP/TCP/UDP/ICMP checksums after mutating, since libslirp drops frames whose
+// checksums are wrong before doing anything interesting.
 //
 // Checks: ASan/UBSan on everything we see, and every frame libslirp sends is at most MTU + 14 bytes
 // (the daemon's TX slots hold exactly that; src/slirp counts anything larger as a drop).
+//
+// FUZZ_SLIRP_TRACE=1 prints libslirp's debug lines; FUZZ_SLIRP_STATS=1 prints, for each input,
+// libslirp's connection table after the last frame and what the host side saw.
 #include "slirp/fragment_guard.hpp"
 #include "slirp/poll_events.hpp"
 #include <arpa/inet.h>
@@ -31,6 +52,7 @@
 #include <glib.h>
 #include <libslirp.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/ioctl.h>
@@ -87,7 +109,18 @@ void isolate() {
     write_file("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1");
   }
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) die("make / private");
-  if (mount(resolv, "/etc/resolv.conf", nullptr, MS_BIND, nullptr) != 0) die("bind-mount resolv.conf");
+  if (mount(resolv, "/etc/resolv.conf", nullptr, MS_BIND, nullptr) != 0) {
+    // A child libFuzzer runs (-minimize_crash, -fork) starts inside our namespaces, where
+    // /etc/resolv.conf is our bind mount of a file since unlinked: mounting over it fails with
+    // ENOENT. Take that mount away (in this mount namespace only) and try again.
+    if (errno != ENOENT || umount2("/etc/resolv.conf", MNT_DETACH) != 0 ||
+        mount(resolv, "/etc/resolv.conf", nullptr, MS_BIND, nullptr) != 0) {
+      const int e = errno;
+      unlink(resolv);
+      errno = e;
+      die("bind-mount resolv.conf");
+    }
+  }
   unlink(resolv);
 
   const int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -116,6 +149,8 @@ __attribute__((section("__libfuzzer_extra_counters"))) uint8_t g_counters[kCount
 
 uint32_t g_last_log = 0;
 bool g_trace = false;  // FUZZ_SLIRP_TRACE=1: print libslirp's debug lines (to reproduce a crash)
+bool g_stats = false;  // FUZZ_SLIRP_STATS=1: print what each input reached (see the top)
+size_t g_guest_data_segments = 0;  // TCP segments carrying data sent to the guest, this input
 
 uint32_t mix(uint32_t h, uint32_t v) { return (h ^ v) * 0x01000193u; }
 
@@ -173,6 +208,23 @@ void feature_of_output(const uint8_t* p, size_t len, size_t mtu) {
   hit(h);
 }
 
+// The TCP payload length of a frame libslirp sends (0 if it is not TCP; no IPv6 extension headers).
+size_t tcp_payload(const uint8_t* p, size_t len) {
+  size_t l4, l4_len;
+  if (len >= 34 && p[12] == 0x08 && p[13] == 0x00 && p[23] == IPPROTO_TCP) {
+    l4 = 14 + (p[14] & 0xf) * 4u;
+    l4_len = (size_t{p[16]} << 8 | p[17]) - (l4 - 14);
+  } else if (len >= 54 && p[12] == 0x86 && p[13] == 0xdd && p[20] == IPPROTO_TCP) {
+    l4 = 54;
+    l4_len = size_t{p[18]} << 8 | p[19];
+  } else {
+    return 0;
+  }
+  if (len < l4 + 20) return 0;
+  const size_t off = (p[l4 + 12] >> 4) * 4u;
+  return l4_len > off ? l4_len - off : 0;
+}
+
 ssize_t cb_send_packet(const void* buf, size_t len, void* opaque) {
   auto* hs = static_cast<Harness*>(opaque);
   if (len > hs->mtu + 14) {
@@ -183,6 +235,7 @@ ssize_t cb_send_packet(const void* buf, size_t len, void* opaque) {
   volatile uint8_t sum = 0;
   for (size_t i = 0; i < len; ++i) sum = static_cast<uint8_t>(sum + static_cast<const uint8_t*>(buf)[i]);
   feature_of_output(static_cast<const uint8_t*>(buf), len, hs->mtu);
+  if (g_stats && tcp_payload(static_cast<const uint8_t*>(buf), len) > 0) ++g_guest_data_segments;
   return static_cast<ssize_t>(len);
 }
 
@@ -255,6 +308,189 @@ void poll_round(Harness& hs) {
   slirp_pollfds_poll(hs.slirp, n < 0, cb_get_revents, &hs);
 }
 
+// ---- the host side (see the top) ----------------------------------------------------------------
+
+struct Host {
+  enum Reply : uint8_t { kDiscard = 0, kEcho = 1, kBulk = 2, kHelloUrgentFin = 3 };
+  static constexpr size_t kBulkBytes = 192 * 1024;
+  static constexpr size_t kSlowReadBytes = 512;
+  struct Conn {
+    int fd;
+    size_t bulk_left;
+    bool done;  // EOF or error: nothing more to read
+  };
+  std::vector<int> listeners;
+  std::vector<int> udp;
+  std::vector<Conn> conns;
+  std::vector<pollfd> pfds;  // host_round's, kept to save an allocation per frame
+  Reply reply = kDiscard;
+  bool slow = false;
+  int rcvbuf = -1;  // what SO_RCVBUF the listeners (and so the connections they accept) have now
+  // This input's counts, for FUZZ_SLIRP_STATS.
+  size_t accepted = 0, bytes_in = 0, bytes_out = 0, datagrams = 0;
+};
+Host g_host;
+uint8_t g_io[65536];
+const uint8_t kBulkData[16384] = {'H', 'T', 'T', 'P'};  // what kBulk sends, 16 KiB at a time
+
+[[noreturn]] void host_fail(const char* what) {
+  std::fprintf(stderr, "fuzz_slirp: host side: %s: %s\n", what, std::strerror(errno));
+  std::abort();
+}
+
+// A non-blocking socket bound to addr:port (listening, for TCP). For IPv6, -1 if the kernel has
+// no ::1 (the IPv4 sockets still serve); any other failure aborts.
+int host_socket(int family, int type, const char* addr, uint16_t port) {
+  const int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0 && family == AF_INET6 && errno == EAFNOSUPPORT) return -1;
+  if (fd < 0) host_fail("socket");
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_storage ss{};
+  socklen_t len;
+  if (family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    inet_pton(AF_INET, addr, &a->sin_addr);
+    len = sizeof *a;
+  } else {
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(port);
+    inet_pton(AF_INET6, addr, &a->sin6_addr);
+    len = sizeof *a;
+  }
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    if (family == AF_INET6 && errno == EADDRNOTAVAIL) {
+      close(fd);
+      return -1;
+    }
+    host_fail(addr);
+  }
+  if (type == SOCK_STREAM && listen(fd, 128) != 0) host_fail("listen");
+  return fd;
+}
+
+// Called once, inside the namespace.
+void host_open() {
+  const struct {
+    int family, type;
+    const char* addr;
+    uint16_t port;
+  } kSockets[] = {
+      {AF_INET, SOCK_STREAM, "127.0.0.1", 80}, {AF_INET6, SOCK_STREAM, "::1", 80},
+      {AF_INET, SOCK_STREAM, "127.0.0.1", 53}, {AF_INET, SOCK_DGRAM, "127.0.0.1", 53},
+      {AF_INET6, SOCK_DGRAM, "::1", 53},
+  };
+  for (const auto& k : kSockets) {
+    const int fd = host_socket(k.family, k.type, k.addr, k.port);
+    if (fd >= 0) (k.type == SOCK_STREAM ? g_host.listeners : g_host.udp).push_back(fd);
+  }
+}
+
+void host_begin(uint8_t conf) {
+  g_host.reply = static_cast<Host::Reply>((conf >> 5) & 3);
+  g_host.slow = conf & 0x80;
+  // Always set (which also turns the kernel's receive-buffer autotuning off): the same input gets
+  // the same windows whatever ran before it. The kernel clamps 1 to its minimum (2304 bytes) and
+  // 1 MiB to 2 * net.core.rmem_max.
+  const int rcvbuf = g_host.slow ? 1 : 1 << 20;
+  if (rcvbuf != g_host.rcvbuf) {
+    for (const int fd : g_host.listeners) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    g_host.rcvbuf = rcvbuf;
+  }
+  g_host.accepted = g_host.bytes_in = g_host.bytes_out = g_host.datagrams = 0;
+}
+
+void host_accept() {
+  for (const int l : g_host.listeners)
+    for (int fd; (fd = accept4(l, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;) {
+      ++g_host.accepted;
+      const int one = 1;
+      setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof one);  // the guest's urgent byte: with the data
+      Host::Conn c{fd, 0, false};
+      if (g_host.reply == Host::kBulk) c.bulk_left = Host::kBulkBytes;
+      if (g_host.reply == Host::kHelloUrgentFin) {
+        if (send(fd, "hello", 5, MSG_NOSIGNAL) == 5) g_host.bytes_out += 5;
+        if (send(fd, "!", 1, MSG_OOB | MSG_NOSIGNAL) == 1) g_host.bytes_out += 1;
+        shutdown(fd, SHUT_WR);
+      }
+      g_host.conns.push_back(c);
+    }
+}
+
+// Reads what libslirp wrote to one connection (echoing it in kEcho) and sends what kBulk has left.
+void host_serve(Host::Conn& c) {
+  size_t budget = g_host.slow ? Host::kSlowReadBytes : 4 * sizeof g_io;
+  while (!c.done && budget > 0) {
+    const ssize_t n = recv(c.fd, g_io, std::min(budget, sizeof g_io), 0);
+    if (n <= 0) {
+      c.done = n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+      break;
+    }
+    budget -= static_cast<size_t>(n);
+    g_host.bytes_in += static_cast<size_t>(n);
+    if (g_host.reply == Host::kEcho) {
+      const ssize_t w = send(c.fd, g_io, static_cast<size_t>(n), MSG_NOSIGNAL);
+      if (w > 0) g_host.bytes_out += static_cast<size_t>(w);
+    }
+  }
+  while (c.bulk_left > 0) {
+    const ssize_t w = send(c.fd, kBulkData, std::min(c.bulk_left, sizeof kBulkData), MSG_NOSIGNAL);
+    if (w <= 0) break;
+    c.bulk_left -= static_cast<size_t>(w);
+    g_host.bytes_out += static_cast<size_t>(w);
+  }
+}
+
+// One round of the host: after a frame, before libslirp's poll round. One poll(2) over all its
+// sockets first: after most frames there is nothing to do, and this keeps that cheap.
+void host_round() {
+  std::vector<pollfd>& p = g_host.pfds;
+  p.clear();
+  for (const int fd : g_host.listeners) p.push_back({fd, POLLIN, 0});
+  for (const int fd : g_host.udp) p.push_back({fd, POLLIN, 0});
+  for (const Host::Conn& c : g_host.conns)
+    p.push_back({c.fd, static_cast<short>((c.done ? 0 : POLLIN) | (c.bulk_left ? POLLOUT : 0)), 0});
+  if (poll(p.data(), p.size(), 0) <= 0) return;
+
+  const size_t n_listeners = g_host.listeners.size(), n_udp = g_host.udp.size(), n_old = g_host.conns.size();
+  for (size_t i = 0; i < n_old; ++i)
+    if (p[n_listeners + n_udp + i].revents) host_serve(g_host.conns[i]);
+  if (std::any_of(p.begin(), p.begin() + static_cast<long>(n_listeners), [](const pollfd& q) { return q.revents; })) {
+    host_accept();
+    for (size_t i = n_old; i < g_host.conns.size(); ++i) host_serve(g_host.conns[i]);
+  }
+  for (size_t u = 0; u < n_udp; ++u) {
+    if (!p[n_listeners + u].revents) continue;
+    const int fd = g_host.udp[u];
+    for (int i = 0; i < 16; ++i) {
+      sockaddr_storage from{};
+      socklen_t from_len = sizeof from;
+      const ssize_t n = recvfrom(fd, g_io, sizeof g_io, 0, reinterpret_cast<sockaddr*>(&from), &from_len);
+      if (n < 0) break;
+      ++g_host.datagrams;
+      sendto(fd, g_io, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&from), from_len);
+    }
+  }
+}
+
+// End of an input, before slirp_cleanup: reset every connection, drop what the UDP sockets hold.
+void host_end() {
+  host_accept();
+  const linger reset{1, 0};
+  for (const Host::Conn& c : g_host.conns) {
+    setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    close(c.fd);
+  }
+  g_host.conns.clear();
+  for (const int fd : g_host.udp)
+    while (recv(fd, g_io, sizeof g_io, 0) >= 0) {
+    }
+}
+
 // ---- input format ---------------------------------------------------------------------------------
 
 struct Frame {
@@ -284,9 +520,11 @@ uint16_t fold(uint32_t s);
 // the new queue head (struct ipq) to struct ipasfrag, and GCC, assuming the two types do not alias,
 // reads fp->frag_link.next before ip_enq()'s store through the other type. Found by this target; the
 // daemon now feeds libslirp through slirp::FragmentGuard (src/slirp/fragment_guard.hpp), and so does
-// this harness: a crash here means the guard lets the shape through. FUZZ_SLIRP_UNSAFE_FRAGMENTS=1
-// bypasses it (reproduces the libslirp crash with regressions/fuzz_slirp/*).
-bool g_unsafe_fragments = false;
+// this harness when built against it: a crash here means the guard lets the shape through.
+// FUZZ_SLIRP_UNSAFE_FRAGMENTS=1 bypasses it (reproduces the libslirp crash with
+// regressions/fuzz_slirp/*). The bundled libslirp has ip_reass fixed at its cause, and the harness
+// then feeds every frame to it directly, as the daemon does, so that the fix is what gets fuzzed.
+bool g_guard_fragments = !SLIRPNETD_LIBSLIRP_BUNDLED;
 
 // ---- checksums, for the mutator -----------------------------------------------------------------
 
@@ -355,8 +593,10 @@ void fix_frame(uint8_t* f, size_t len, bool fix_lengths) {
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   isolate();
+  host_open();
   g_trace = getenv("FUZZ_SLIRP_TRACE") != nullptr;
-  g_unsafe_fragments = getenv("FUZZ_SLIRP_UNSAFE_FRAGMENTS") != nullptr;
+  g_stats = getenv("FUZZ_SLIRP_STATS") != nullptr;
+  if (getenv("FUZZ_SLIRP_UNSAFE_FRAGMENTS") != nullptr) g_guard_fragments = false;
   setenv("SLIRP_DEBUG", "call,misc", 1);  // read by libslirp's first slirp_new
   g_log_set_handler("Slirp", static_cast<GLogLevelFlags>(G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL | G_LOG_FLAG_RECURSION),
                     glib_log, nullptr);
@@ -393,6 +633,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cfg.disable_dhcp = false;
 
   g_last_log = 0;
+  g_guest_data_segments = 0;
+  host_begin(conf);
   if (slirp_new(&cfg, &kCallbacks, &hs) == nullptr) std::abort();
 
   slirpnetd::slirp::FragmentGuard guard;
@@ -400,12 +642,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const Frame& f : split_frames(data, size)) {
     // A private copy of exactly len bytes: ASan catches any read past the frame.
     std::vector<uint8_t> frame(data + f.off, data + f.off + f.len);
-    if (g_unsafe_fragments)
+    if (!g_guard_fragments)
       input(frame.data(), frame.size());
     else
       guard.input(frame.data(), frame.size(), static_cast<int64_t>(hs.now_ns / 1'000'000), input);
     hs.now_ns += 100'000'000;  // 100 ms per frame: TCP's fast and slow timers get to run
+    host_round();
     poll_round(hs);
+  }
+  if (g_stats) {
+    char* info = slirp_connection_info(hs.slirp);
+    std::fprintf(stderr, "fuzz_slirp: after the last frame:\n%s", info);
+    g_free(info);
   }
   // Let timers (IPv6 router advertisements) fire once, then a last round.
   for (Harness::Timer* t : std::vector<Harness::Timer*>(hs.timers))
@@ -415,7 +663,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       else slirp_handle_timer(hs.slirp, t->id, t->cb_opaque);
     }
   hs.now_ns += 1'000'000'000;
+  host_round();
   poll_round(hs);
+  host_end();
+  if (g_stats)
+    std::fprintf(stderr,
+                 "fuzz_slirp: host: %zu connection(s) accepted, %zu byte(s) read, %zu written, %zu datagram(s)"
+                 " echoed; guest: %zu TCP segment(s) with data\n",
+                 g_host.accepted, g_host.bytes_in, g_host.bytes_out, g_host.datagrams, g_guest_data_segments);
   slirp_cleanup(hs.slirp);
   for (Harness::Timer* t : hs.timers) delete t;
   return 0;
@@ -432,7 +687,7 @@ extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max
 
   const int op = std::rand() % 16;
   if (op == 0 || fs.empty()) {
-    conf = static_cast<uint8_t>(conf ^ (1u << (std::rand() % 5)));
+    conf = static_cast<uint8_t>(conf ^ (1u << (std::rand() % 8)));
   } else if (op == 1 && fs.size() < 32) {
     const size_t i = static_cast<size_t>(std::rand()) % fs.size();
     fs.insert(fs.begin() + static_cast<long>(i), fs[i]);  // duplicate (retransmission, SYN flood)

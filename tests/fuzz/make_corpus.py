@@ -6,8 +6,9 @@
   fuzz_slirp    config byte + frames, each a big-endian u16 length  (see fuzz_slirp.cpp):
                 valid ARP, DHCP, IPv4/IPv6 TCP/UDP/ICMP frames toward libslirp's own addresses
                 (10.0.2.2/.3, fd00::2/::3), fragments, options, jumbo and truncated frames;
-                TCP option and urgent-data sequences (tcp_option_seeds), IPv4 reassembly
-                orders and floods (fragment_seeds).
+                TCP option and urgent-data sequences (tcp_option_seeds), connections in each of
+                fuzz_slirp's host behaviours (host_seeds), IPv4 reassembly orders and floods
+                (fragment_seeds).
 """
 import os
 import shutil
@@ -79,8 +80,8 @@ def tcp4(dport, flags, seq=1000, ack=0, payload=b"", options=b"", dst=GW4, sport
     return ipv4(6, with_l4_csum(seg, 16, pseudo4(GUEST4, dst, 6, len(seg))), dst=dst)
 
 
-def tcp6(dport, flags, seq=1000, ack=0, payload=b"", dst=GW6, sport=40000):
-    seg = tcp_seg(sport, dport, seq, ack, flags, payload)
+def tcp6(dport, flags, seq=1000, ack=0, payload=b"", dst=GW6, sport=40000, options=b""):
+    seg = tcp_seg(sport, dport, seq, ack, flags, payload, options)
     return ipv6(6, with_l4_csum(seg, 16, pseudo6(GUEST6, dst, 6, len(seg))), dst=dst)
 
 
@@ -165,10 +166,13 @@ def pad4(options):
 # What Linux puts in a SYN: MSS, SACK permitted, timestamps, NOP, window scale 7.
 LINUX_SYN_OPTS = opt_mss(1460) + OPT_SACK_OK + opt_ts(1000, 0) + OPT_NOP + opt_ws(7)
 # libslirp's first ISS in a fresh instance, as a seed sees it: tcp_iss starts at 1 and the slow
-# timer adds 64000 before the deferred connect completes. A guest ACK of the SYN-ACK acks ISS + 1
-# (only meaningful if something listens on 127.0.0.1:80 in fuzz_slirp's namespace; otherwise
-# libslirp answers the SYN with a RST and these sequences exercise the SYN path only).
+# timer adds 64000 before the deferred connect completes. A guest ACK of the SYN-ACK acks ISS + 1.
+# fuzz_slirp listens on 127.0.0.1:80, [::1]:80 and 127.0.0.1:53 inside its namespace, so these
+# connections reach ESTABLISHED (FUZZ_SLIRP_STATS=1 shows it).
 SLIRP_ISS = 64001
+# A guest asks for the gateway's MAC first, as a real one does: libslirp learns the guest's MAC
+# from it. Without it libslirp holds every frame for the guest while it asks by ARP.
+GUEST_ARP = arp(1, GW4)
 
 
 def tcp_option_seeds():
@@ -184,17 +188,17 @@ def tcp_option_seeds():
     s["tcp_syn_wscale_14"] = (0, [syn(OPT_NOP + opt_ws(14)), ack(win=1)])
     s["tcp_syn_wscale_15"] = (0, [syn(OPT_NOP + opt_ws(15)), ack(win=65535)])
     s["tcp_syn_wscale_255"] = (0, [syn(OPT_NOP + opt_ws(255)), ack(win=65535)])
-    s["tcp_syn_wscale_twice"] = (0, [syn(opt_ws(2) + opt_ws(9) + OPT_NOP * 2)])
-    s["tcp_syn_ts_sack_only"] = (0, [syn(OPT_NOP * 2 + opt_ts(0xFFFFFFFF, 0) + OPT_NOP * 2 + OPT_SACK_OK)])
-    s["tcp_syn_opt_len0"] = (0, [syn(bytes([3, 0, 7]) + OPT_NOP)])
-    s["tcp_syn_opt_len1"] = (0, [syn(bytes([8, 1]) + opt_ws(7))])
-    s["tcp_syn_opt_overlong"] = (0, [syn(bytes([8, 40]) + b"\x00" * 6), syn(opt_mss(1460) + bytes([3, 200, 7]))])
+    s["tcp_syn_wscale_twice"] = (0, [syn(opt_ws(2) + opt_ws(9) + OPT_NOP * 2), ack()])
+    s["tcp_syn_ts_sack_only"] = (0, [syn(OPT_NOP * 2 + opt_ts(0xFFFFFFFF, 0) + OPT_NOP * 2 + OPT_SACK_OK), ack()])
+    s["tcp_syn_opt_len0"] = (0, [syn(bytes([3, 0, 7]) + OPT_NOP), ack()])
+    s["tcp_syn_opt_len1"] = (0, [syn(bytes([8, 1]) + opt_ws(7)), ack()])
+    s["tcp_syn_opt_overlong"] = (0, [syn(bytes([8, 40]) + b"\x00" * 6), syn(opt_mss(1460) + bytes([3, 200, 7])), ack()])
     s["tcp_syn_opt_truncated"] = (0, [syn(OPT_NOP * 3 + b"\x03"), syn(OPT_NOP * 2 + bytes([3, 3])), syn(bytes([2, 4, 5]) + OPT_NOP),
-                                      syn(OPT_NOP * 2 + bytes([8, 10, 0, 0, 0, 1]))])
+                                      syn(OPT_NOP * 2 + bytes([8, 10, 0, 0, 0, 1])), ack()])
     s["tcp_syn_wrong_lengths"] = (0, [syn(bytes([3, 4, 7, 0])), syn(bytes([2, 3, 5]) + OPT_NOP), syn(bytes([8, 9]) + b"\x00" * 7 + OPT_NOP),
-                                      syn(bytes([4, 3, 0]) + OPT_NOP)])
-    s["tcp_syn_opts_40_bytes"] = (0, [syn(OPT_NOP * 37 + opt_ws(3))])
-    s["tcp_syn_eol_then_ws"] = (0, [syn(OPT_EOL + OPT_NOP * 3 + opt_ws(7) + OPT_NOP)])
+                                      syn(bytes([4, 3, 0]) + OPT_NOP), ack()])
+    s["tcp_syn_opts_40_bytes"] = (0, [syn(OPT_NOP * 37 + opt_ws(3)), ack()])
+    s["tcp_syn_eol_then_ws"] = (0, [syn(OPT_EOL + OPT_NOP * 3 + opt_ws(7) + OPT_NOP), ack()])
     # Data offset larger than the segment: the options run past the end of the frame.
     s["tcp_syn_offset_past_end"] = (0, [tcp4(80, SYN, options=OPT_NOP + opt_ws(7), off=15),
                                         tcp4(80, SYN, options=b"", off=6)])
@@ -216,6 +220,45 @@ def tcp_option_seeds():
                                      tcp4(80, URG | ACK, seq=1011, ack=SLIRP_ISS + 1, urp=4000),
                                      tcp4(80, PSH | ACK, seq=1011, ack=SLIRP_ISS + 1, payload=b"w" * 1400)])
     s["tcp_urg_on_syn"] = (0, [tcp4(80, SYN | URG, options=pad4(opt_mss(1460)), urp=0xFFFF), ack()])
+    return {name: (conf, [GUEST_ARP] + frames) for name, (conf, frames) in s.items()}
+
+
+# fuzz_slirp's config bits 5-7: what its host side does with a connection (see fuzz_slirp.cpp).
+HOST_ECHO, HOST_BULK, HOST_HELLO_URGENT_FIN, HOST_SLOW = 0x20, 0x40, 0x60, 0x80
+
+
+def host_seeds():
+    """Established connections in each of fuzz_slirp's host behaviours: the host echoes, sends
+    192 KiB (the guest acks it segment by segment, with and without window scaling), sends urgent
+    data and a FIN, or reads slowly while the guest sends."""
+    s = {}
+    syn = lambda opts=b"", **kw: tcp4(80, SYN, seq=1000, options=pad4(opts), **kw)
+    ack = lambda n=0, seq=1001, **kw: tcp4(80, ACK, seq=seq, ack=SLIRP_ISS + 1 + n, **kw)
+    s["tcp_host_echo"] = (HOST_ECHO, [GUEST_ARP, syn(LINUX_SYN_OPTS), ack(),
+                                      tcp4(80, PSH | ACK, seq=1001, ack=SLIRP_ISS + 1, payload=b"ping"),
+                                      ack(4, seq=1005), tcp4(80, FIN | ACK, seq=1005, ack=SLIRP_ISS + 5), ack(5, seq=1006)])
+    acks = lambda mss, n, win=65535: [ack(mss * i, win=win) for i in range(1, n + 1)]
+    s["tcp_host_bulk"] = (HOST_BULK, [GUEST_ARP, syn(opt_mss(1460)), ack()] + acks(1460, 24))
+    s["tcp_host_bulk_wscale"] = (HOST_BULK, [GUEST_ARP, syn(opt_mss(1460) + OPT_NOP + opt_ws(7)), ack(win=2048)]
+                                 + acks(1460, 24, win=2048) + [ack(1460 * 24, win=0), ack(1460 * 24, win=4096)])
+    s["tcp_host_bulk_mtu65520"] = (4 | HOST_BULK, [GUEST_ARP, syn(opt_mss(65480) + OPT_NOP + opt_ws(9)), ack(win=512)]
+                                   + acks(65480, 3, win=512))
+    s["tcp_host_urgent_fin"] = (HOST_HELLO_URGENT_FIN, [GUEST_ARP, syn(opt_mss(1460)), ack(), ack(6), ack(7),
+                                                        tcp4(80, FIN | ACK, seq=1001, ack=SLIRP_ISS + 8), ack(8, seq=1002)])
+    s["tcp_host_slow_reader"] = (HOST_SLOW, [GUEST_ARP, syn(opt_mss(1460) + OPT_NOP + opt_ws(7)), ack()]
+                                 + [tcp4(80, ACK, seq=1001 + 1460 * i, ack=SLIRP_ISS + 1, payload=bytes([i]) * 1460) for i in range(40)])
+    s["tcp_host_urgent_from_guest"] = (HOST_ECHO, [GUEST_ARP, syn(opt_mss(1460)), ack(),
+                                                   tcp4(80, URG | PSH | ACK, seq=1001, ack=SLIRP_ISS + 1, payload=b"abcdef", urp=3),
+                                                   ack(6, seq=1007)])
+    # IPv6: the neighbour solicitation tells libslirp the guest's MAC; the connection goes to [::1]:80.
+    ns = icmp6(135, 0, b"\0" * 4 + GW6 + bytes([1, 1]) + GUEST_MAC, dst=bytes.fromhex("ff0200000000000000000001ff000002"),
+               dst_mac=bytes.fromhex("3333ff000002"), hlim=255)
+    s["ipv6_tcp_host_echo"] = (1 | HOST_ECHO, [ns, tcp6(80, SYN, options=pad4(opt_mss(1440) + OPT_NOP + opt_ws(7))),
+                                               tcp6(80, ACK, seq=1001, ack=SLIRP_ISS + 1),
+                                               tcp6(80, PSH | ACK, seq=1001, ack=SLIRP_ISS + 1, payload=b"ping6"),
+                                               tcp6(80, ACK, seq=1006, ack=SLIRP_ISS + 6)])
+    s["tcp_dns_host"] = (HOST_ECHO, [GUEST_ARP, tcp4(53, SYN, dst=DNS4), tcp4(53, ACK, seq=1001, ack=SLIRP_ISS + 1, dst=DNS4),
+                                     tcp4(53, PSH | ACK, seq=1001, ack=SLIRP_ISS + 1, dst=DNS4, payload=struct.pack("!H", 29) + dns_query())])
     return s
 
 
@@ -275,12 +318,12 @@ def slirp_seeds():
     s["arp_gratuitous_reply"] = (0, [arp(2, GUEST4, target_mac=BCAST)])
     s["dhcp_discover_request"] = (0, [dhcp(1), dhcp(3, bytes([50, 4, 10, 0, 2, 15]))])
     s["dhcp_release"] = (0, [dhcp(7)])
-    s["tcp_syn_gw80"] = (0, [tcp4(80, SYN, options=TCP_OPTS)])
+    s["tcp_syn_gw80"] = (0, [GUEST_ARP, tcp4(80, SYN, options=TCP_OPTS), tcp4(80, ACK, seq=1001, ack=SLIRP_ISS + 1)])
     s["tcp_session"] = (0, [tcp4(12345, SYN), tcp4(12345, ACK, seq=1001, ack=1),
                             tcp4(12345, PSH | ACK, seq=1001, ack=1, payload=b"GET / HTTP/1.0\r\n\r\n"),
                             tcp4(12345, FIN | ACK, seq=1019, ack=1)])
     s["tcp_rst"] = (0, [tcp4(12345, SYN), tcp4(12345, RST, seq=1001)])
-    s["tcp_dns"] = (0, [tcp4(53, SYN, dst=DNS4), tcp4(53, PSH | ACK, seq=1001, ack=1, dst=DNS4,
+    s["tcp_dns"] = (0, [tcp4(53, SYN, dst=DNS4), tcp4(53, PSH | ACK, seq=1001, ack=SLIRP_ISS + 1, dst=DNS4,
                                                        payload=struct.pack("!H", 29) + dns_query())])
     s["udp_dns_a"] = (0, [udp4(53, dns_query(), dst=DNS4)])
     s["udp_dns_aaaa_nodns"] = (16, [udp4(53, dns_query(qtype=28), dst=DNS4)])
@@ -303,7 +346,7 @@ def slirp_seeds():
     s["ipv6_rs"] = (1, [icmp6(133, 0, b"\0" * 4, src=LL6, dst=bytes.fromhex("ff020000000000000000000000000002"),
                               dst_mac=bytes.fromhex("333300000002"), hlim=255)])
     s["ipv6_echo_gw"] = (1, [icmp6(128, 0, struct.pack("!HH", 1, 1) + b"ping6")])
-    s["ipv6_tcp_syn"] = (1, [tcp6(80, SYN), tcp6(80, ACK, seq=1001, ack=1)])
+    s["ipv6_tcp_syn"] = (1, [tcp6(80, SYN), tcp6(80, ACK, seq=1001, ack=SLIRP_ISS + 1)])
     s["ipv6_udp_dns"] = (1, [udp6(53, dns_query(), dst=DNS6)])
     s["ipv6_dhcpv6_solicit"] = (1, [udp6(547, bytes([1, 0, 0, 1]) + struct.pack("!HH", 6, 2) + struct.pack("!H", 23),
                                          dst=bytes.fromhex("ff020000000000000000000000010002"), sport=546, src=LL6,
@@ -311,6 +354,7 @@ def slirp_seeds():
     s["ipv6_truncated"] = (1, [tcp6(80, SYN)[:50]])
     s["mixed_v4_v6"] = (1 | 2, [arp(1, GW4), icmp4(8, 0, b"\0\1\0\1"), icmp6(128, 0, b"\0\1\0\1"), udp4(53, dns_query(), dst=DNS4)])
     s.update(tcp_option_seeds())
+    s.update(host_seeds())
     s.update(fragment_seeds())
     out = {}
     for name, (conf, frames) in s.items():
