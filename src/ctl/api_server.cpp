@@ -141,8 +141,8 @@ void ApiServer::start(Backend& backend) {
     }
   });
   // Named from here, not from the thread itself: naming another thread writes /proc/.../comm,
-  // while a thread naming itself calls prctl(PR_SET_NAME), which the seccomp filter (loaded right
-  // after start() returns) kills the process for.
+  // while a thread naming itself calls prctl(PR_SET_NAME), which the seccomp filter (inherited by
+  // the thread) kills the process for.
   pthread_setname_np(thread_.native_handle(), "slirpnetd-ctl");
 }
 

@@ -1,8 +1,8 @@
 // Start-up order (each step can fail with slirp4netns's messages and exit status 1):
 //   parse -> network config -> TAP via a namespace child (no thread exists yet) -> banner
 //   -> sandbox: join userns -> API socket bound -> sandbox: mount ns, pivot_root, caps
-//   -> signals blocked (every thread inherits the mask) -> slirp thread (slirp_new)
-//   -> TAP writer, TAP reader, control thread -> seccomp (TSYNC: all threads) -> ready-fd
+//   -> signals blocked and seccomp loaded (every thread inherits both) -> slirp thread (slirp_new)
+//   -> TAP writer, TAP reader, control thread -> ready-fd
 // then the main thread supervises: exit-fd, SIGTERM/SIGINT/SIGHUP, the target process exiting,
 // and the TAP going away all end the daemon with status 0 after an orderly stop.
 // Splice forwarding (src/fwd), with --splice: its connector child is forked right after the TAP
@@ -193,6 +193,13 @@ int serve(const config::Options& opts, const Hooks& hooks) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   UniqueFd sigfd(::signalfd(-1, &stop_signals, SFD_NONBLOCK | SFD_CLOEXEC));
 
+  // The filter goes on now, while this is the only thread: every thread started below inherits
+  // it, so no frame and no API request is ever handled unfiltered.
+  if (opts.enable_seccomp && !ns::enable_seccomp()) {
+    std::fprintf(stderr, "enable_seccomp failed\n");
+    return do_slirp_failed();
+  }
+
   // Offloads: with a virtio-net header the guest may send 64 KiB TCP segments (TSO) and partial
   // checksums; a TAP without IFF_VNET_HDR (--offload=off, an inherited tapfd, BESS) gets none.
   const size_t vnet_hdr = io::tap_has_vnet_hdr(tap.fd.get()) ? io::kVnetHdrLen : 0;
@@ -237,11 +244,6 @@ int serve(const config::Options& opts, const Hooks& hooks) {
   backend.set_forwarder(forwarder.get());
   if (api) api->start(backend);
 
-  if (opts.enable_seccomp && !ns::enable_seccomp()) {
-    std::fprintf(stderr, "enable_seccomp failed\n");
-    if (api) api->stop();  // the control thread uses `backend`, destroyed first on return
-    return do_slirp_failed();
-  }
   bool ready = true;
   if (hooks.on_ready) ready = hooks.on_ready(backend, *net);
   if (ready) write_ready(opts.ready_fd);

@@ -1,7 +1,8 @@
 // ns/sandbox.cpp: --enable-sandbox and --enable-seccomp, as slirp4netns's sandbox.c and
 // seccompfilter.c do them (spec §4 step 2, §5.1, §5.2), with two deliberate differences:
 //   - enter_userns_for_sandbox() honours --userns-path (slirp4netns issue #317);
-//   - the seccomp filter is loaded with TSYNC, because our threads already exist by then.
+//   - the seccomp filter is loaded before the daemon starts its first thread (so every thread
+//     inherits it), with TSYNC as well, in case a library started one of its own.
 #include "ns/sandbox.hpp"
 
 #include <fcntl.h>
@@ -257,7 +258,7 @@ bool enable_seccomp() {
     }
   }
   // Without the sandbox nothing else sets no_new_privs; libseccomp's default NNP=1 does.
-  // TSYNC: the daemon's threads exist already and must be filtered too, not just this one.
+  // TSYNC: any thread that exists already is filtered too, not just this one.
   if (int rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_TSYNC, 1); rc < 0) {
     std::fprintf(stderr, "seccomp: seccomp_attr_set(SCMP_FLTATR_CTL_TSYNC): %s\n",
                  std::strerror(-rc));

@@ -2,7 +2,8 @@
 // --enable-sandbox and --enable-seccomp (spec §5). Call order in the daemon:
 //   enter_userns_for_sandbox()  before any thread (setns(CLONE_NEWUSER) needs a single thread)
 //   create_sandbox()            before any thread, so every thread inherits mount ns + caps
-//   enable_seccomp()            after threads are started and named, with TSYNC
+//   enable_seccomp()            before any thread, so that no frame or request is ever handled
+//                               unfiltered (threads inherit the filter; TSYNC covers any other)
 #include "config/options.hpp"
 
 namespace slirpnetd::ns {
