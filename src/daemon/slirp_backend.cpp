@@ -3,9 +3,11 @@
 #include <netinet/in.h>
 
 #include <cerrno>
-#include <future>
+#include <functional>
 #include <memory>
 #include <string>
+
+#include "common/bounded_call.hpp"
 
 namespace slirpnetd::daemon {
 
@@ -25,22 +27,18 @@ int flags_for(const ctl::Hostfwd& fwd) {
   return flags;
 }
 
-// Runs `op` on the slirp thread and waits for its result (0 or -errno).
+// Runs `op` on the slirp thread and waits for its result (0 or -errno). A command still queued
+// when the wait times out is cancelled: it never runs (see common/bounded_call.hpp).
 template <typename Op>
 int call(slirp::SlirpThread& thread, Op op) {
-  auto done = std::make_shared<std::promise<int>>();
-  auto result = done->get_future();
-  thread.post([done, op](Slirp* s) {
-    errno = 0;
-    const int rc = op(s);
-    done->set_value(rc == 0 ? 0 : -(errno ? errno : EIO));
-  });
-  if (result.wait_for(SlirpBackend::kTimeout) != std::future_status::ready) return -ETIMEDOUT;
-  try {
-    return result.get();
-  } catch (const std::future_error&) {  // the slirp thread stopped before running it
-    return -ECANCELED;
-  }
+  return bounded_call<Slirp*>(
+      [&thread](std::function<void(Slirp*)> fn) { thread.post(std::move(fn)); },
+      [op](Slirp* s) {
+        errno = 0;
+        const int rc = op(s);
+        return rc == 0 ? 0 : -(errno ? errno : EIO);
+      },
+      SlirpBackend::kTimeout);
 }
 
 }  // namespace

@@ -12,6 +12,8 @@
 // see forwarder.hpp for why splice(2) does not apply.
 #include "fwd/forwarder.hpp"
 
+#include "common/bounded_call.hpp"
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
@@ -343,11 +345,9 @@ int Forwarder::add(const sockaddr_storage& host, socklen_t host_len, const socka
 
 int Forwarder::call_on_owner(std::function<int(Worker&)> task) {
   Worker* w0 = workers_.front().get();
-  auto done = std::make_shared<std::promise<int>>();
-  auto result = done->get_future();
-  w0->post([w0, done, task = std::move(task)] { done->set_value(task(*w0)); });
-  if (result.wait_for(std::chrono::seconds(5)) != std::future_status::ready) return -ETIMEDOUT;
-  return result.get();
+  return bounded_call<>([w0](std::function<void()> fn) { w0->post(std::move(fn)); },
+                        [w0, task = std::move(task)] { return task(*w0); },
+                        std::chrono::milliseconds(opts_.command_timeout_ms));
 }
 
 int Forwarder::remove(const sockaddr_storage& host, socklen_t host_len, bool udp) {

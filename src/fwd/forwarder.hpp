@@ -47,6 +47,7 @@ struct ForwarderOptions {
   int pipe_bytes = 1 << 20;  // F_SETPIPE_SZ per direction (best effort; the default is 64 KiB)
   int udp_idle_ms = 60000;   // a UDP flow idle this long is closed (checked about once a second)
   int udp_max_flows = 1024;  // UDP flows, over all UDP forwards
+  int command_timeout_ms = 5000;  // add()/remove() give up (-ETIMEDOUT, the command cancelled) after it
 };
 
 struct ForwarderStats {
@@ -87,7 +88,7 @@ class Forwarder {
   struct UdpForward;
   struct Flow;
   // Runs `task` on worker 0, the owner of the listeners and UDP forwards, and returns its result;
-  // -ETIMEDOUT if it has not run within 5 s.
+  // -ETIMEDOUT if it has not started within command_timeout_ms, and then it never runs.
   int call_on_owner(std::function<int(Worker&)> task);
   void accept_all(Listener& l);
   int add_udp(const sockaddr_storage& host, socklen_t host_len, const sockaddr_storage& guest, socklen_t guest_len);

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/bounded_call.hpp"
 #include "fwd/connector.hpp"
 #include "fwd/forwarder.hpp"
 
@@ -519,4 +521,66 @@ TEST_CASE("UDP forward: flow cap, and IPv6", "[fwd][udp][ipv6]") {
   CHECK(udp_ask(c.get(), "c", 500) == "");  // a third client: over the cap, dropped
   CHECK(fwd.stats().udp_dropped.load() == 1);
   CHECK(udp_ask(a.get(), "a2").substr(ra.find(' ')) == " a2");  // existing flows still work
+}
+
+TEST_CASE("forwarder: a command that timed out is cancelled, never run later", "[fwd][timeout]") {
+  REQUIRE_NETNS();
+  auto conn = Connector::start("", "");
+  REQUIRE(conn);
+  EchoServer echo("127.0.0.1");
+  ForwarderOptions opts;
+  opts.command_timeout_ms = 300;
+  Forwarder fwd(*conn, opts);
+  const int port = free_port("127.0.0.1");
+  add_fwd(fwd, "127.0.0.1", port, "127.0.0.1", echo.port());
+
+  // Worker 0 stalls: it accepts a client and waits for the (stopped) connector's reply.
+  REQUIRE(::kill(conn->pid(), SIGSTOP) == 0);
+  struct Resume {
+    pid_t pid;
+    ~Resume() { ::kill(pid, SIGCONT); }
+  } resume{conn->pid()};
+  UniqueFd c = connect_to("127.0.0.1", port);
+  REQUIRE(c);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const int port2 = free_port("127.0.0.1");
+  socklen_t hl = 0, gl = 0;
+  auto h2 = addr("127.0.0.1", port2, hl);
+  auto g = addr("127.0.0.1", echo.port(), gl);
+  CHECK(fwd.add(h2, hl, g, gl, false) == -ETIMEDOUT);
+
+  REQUIRE(::kill(conn->pid(), SIGCONT) == 0);
+  CHECK(echo_roundtrip(c.get(), 1000));  // the stalled connection goes on
+  // The add the caller was told had timed out did not happen later: nothing to remove, the port
+  // is free.
+  CHECK(fwd.remove(h2, hl) == -ENOENT);
+  CHECK(!connect_to("127.0.0.1", port2));
+  UniqueFd again = listen_on("127.0.0.1", port2);
+  CHECK(again);
+}
+
+TEST_CASE("bounded_call: result, timeout cancels, unrun queue gives -ECANCELED", "[fwd][timeout]") {
+  std::vector<std::function<void(int)>> queue;  // the "owning thread" runs it by hand
+  auto post = [&queue](std::function<void(int)> fn) { queue.push_back(std::move(fn)); };
+  int runs = 0;
+  auto task = [&runs](int arg) {
+    ++runs;
+    return -arg;
+  };
+  // Not run within the timeout: cancelled; running it later does nothing.
+  CHECK(slirpnetd::bounded_call<int>(post, task, std::chrono::milliseconds(50)) == -ETIMEDOUT);
+  REQUIRE(queue.size() == 1);
+  queue.front()(7);
+  CHECK(runs == 0);
+  queue.clear();
+  // Run in time: its result.
+  std::thread runner;
+  auto post_async = [&runner](std::function<void(int)> fn) { runner = std::thread([fn] { fn(5); }); };
+  CHECK(slirpnetd::bounded_call<int>(post_async, task, std::chrono::milliseconds(5000)) == -5);
+  runner.join();
+  CHECK(runs == 1);
+  // Dropped unrun (the owning thread stopped): -ECANCELED at once.
+  auto post_drop = [](std::function<void(int)> fn) { fn = nullptr; };
+  CHECK(slirpnetd::bounded_call<int>(post_drop, task, std::chrono::milliseconds(5000)) == -ECANCELED);
+  CHECK(runs == 1);
 }
