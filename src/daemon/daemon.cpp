@@ -180,6 +180,9 @@ int serve(const config::Options& opts, const Hooks& hooks) {
     api = ctl::ApiServer::bind(opts.api_socket, *net);
     if (!api) return do_slirp_failed();
   }
+  // No fd of a directory outside the sandbox may survive pivot_root: the socket file's removal
+  // goes to a helper that stays outside.
+  if (api && opts.enable_sandbox && !api->move_removal_to_helper()) return do_slirp_failed();
   if (opts.enable_sandbox && !ns::create_sandbox()) {
     std::fprintf(stderr, "create_sandbox failed\n");
     return do_slirp_failed();
