@@ -18,8 +18,10 @@
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -38,6 +40,11 @@ namespace {
 enum Tag : uintptr_t { kWake = 0, kListener = 1, kClient = 2, kInner = 3, kUdpHost = 4, kUdpFlow = 5 };
 constexpr uintptr_t kTagMask = 7;
 constexpr int kUdpBatch = 64;  // datagrams per readiness event, so one busy socket cannot starve the rest
+constexpr auto kAcceptPause = std::chrono::milliseconds(100);
+constexpr int kFdsPerConn = 6;  // client, inner, two pipes
+
+// Errors that mean "no fd or memory for now": worth a pause, not a retry at once.
+bool out_of_fds(int err) { return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM; }
 
 uint64_t tagged(const void* p, Tag t) { return reinterpret_cast<uintptr_t>(p) | t; }
 
@@ -127,6 +134,7 @@ bool pump(int src, int dst, Direction& d, std::atomic<uint64_t>& counter) {
 
 struct Forwarder::Listener {
   UniqueFd fd;
+  bool paused = false;  // out of the epoll set until Worker::resume_at (worker 0)
   sockaddr_storage host{};
   sockaddr_storage guest{};
   socklen_t guest_len = 0;
@@ -150,9 +158,15 @@ struct Forwarder::UdpForward {
 };
 
 struct Forwarder::Conn {
+  explicit Conn(std::atomic<uint64_t>& open) : open_count(open) { open_count.fetch_add(1, std::memory_order_relaxed); }
+  ~Conn() { open_count.fetch_sub(1, std::memory_order_relaxed); }
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+  std::atomic<uint64_t>& open_count;  // Forwarder::open_conns_
   UniqueFd client, inner;
   bool connected = false;
   bool dead = false;
+  std::chrono::steady_clock::time_point last;  // last event on either socket
   std::vector<uint8_t> header;  // PROXY v2, sent once connected
   Direction up;                 // client -> inner
   Direction down;               // inner -> client
@@ -173,7 +187,10 @@ struct Forwarder::Worker {
   std::vector<std::unique_ptr<Listener>> dead_listeners;
   std::vector<std::unique_ptr<UdpForward>> udp;  // worker 0 only
   std::vector<std::unique_ptr<UdpForward>> dead_udp;
-  std::chrono::steady_clock::time_point next_expiry{};
+  std::chrono::steady_clock::time_point next_expiry{};       // UDP flows (worker 0)
+  std::chrono::steady_clock::time_point next_idle_check{};   // TCP connections
+  std::chrono::steady_clock::time_point resume_at{};         // paused listeners (worker 0)
+  bool listeners_paused = false;
 
   void post(std::function<void()> fn) {
     {
@@ -215,6 +232,7 @@ struct Forwarder::Worker {
       return;
     }
     stats.active.fetch_add(1, std::memory_order_relaxed);
+    c->last = std::chrono::steady_clock::now();
     conns.emplace(c.get(), std::move(c));
   }
 
@@ -237,6 +255,7 @@ struct Forwarder::Worker {
 
   void on_conn(Conn& c, Tag side, uint32_t events, ForwarderStats& stats) {
     if (c.dead) return;
+    c.last = std::chrono::steady_clock::now();
     if (!c.connected) {
       if (side != kInner) return;  // the client's bytes wait in its socket until then
       int err = 0;
@@ -267,6 +286,13 @@ struct Forwarder::Worker {
 };
 
 Forwarder::Forwarder(Connector& connector, ForwarderOptions opts) : connector_(connector), opts_(opts) {
+  max_conns_ = opts_.max_conns;
+  if (max_conns_ <= 0) {
+    rlimit rl{};
+    const rlim_t soft = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+    const rlim_t cap = std::min<rlim_t>(soft, 1 << 24) / 2 / kFdsPerConn;
+    max_conns_ = static_cast<int>(std::max<rlim_t>(cap, 16));
+  }
   const int n = opts_.threads > 0 ? opts_.threads : 1;
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>();
@@ -278,10 +304,17 @@ Forwarder::Forwarder(Connector& connector, ForwarderOptions opts) : connector_(c
     Worker* w = wp.get();
     w->thread = std::thread([this, w] {
       epoll_event evs[64];
+      const bool owner = w == workers_.front().get();
+      const int idle_check_ms = std::clamp(opts_.conn_idle_ms / 8, 100, 30'000);
       while (!w->stopping.load(std::memory_order_acquire)) {
-        // With UDP flows open, wake at least once a second to close the idle ones.
-        const bool flows = w == workers_.front().get() && stats_.udp_flows.load(std::memory_order_relaxed) > 0;
-        const int ready = ::epoll_wait(w->epoll.get(), evs, 64, flows ? 1000 : -1);
+        // With UDP flows open, wake at least once a second to close the idle ones; with TCP
+        // connections, every idle_check_ms; with listeners paused, when they resume.
+        const bool flows = owner && stats_.udp_flows.load(std::memory_order_relaxed) > 0;
+        int timeout = flows ? 1000 : -1;
+        const auto wake_in = [&timeout](int ms) { timeout = timeout < 0 ? ms : std::min(timeout, ms); };
+        if (!w->conns.empty()) wake_in(idle_check_ms);
+        if (w->listeners_paused) wake_in(static_cast<int>(kAcceptPause.count()));
+        const int ready = ::epoll_wait(w->epoll.get(), evs, 64, timeout);
         for (int i = 0; i < ready; ++i) {
           const uintptr_t v = evs[i].data.u64;
           const auto tag = static_cast<Tag>(v & kTagMask);
@@ -301,6 +334,8 @@ Forwarder::Forwarder(Connector& connector, ForwarderOptions opts) : connector_(c
         w->dead_listeners.clear();
         w->dead_udp.clear();
         if (flows) udp_expire(*w);
+        if (!w->conns.empty()) close_idle(*w);
+        if (w->listeners_paused) resume_listeners(*w);
       }
     });
   }
@@ -382,18 +417,32 @@ int Forwarder::remove(const sockaddr_storage& host, socklen_t host_len, bool udp
 
 void Forwarder::accept_all(Listener& l) {
   for (;;) {
+    if (open_conns_.load(std::memory_order_relaxed) >= static_cast<uint64_t>(max_conns_)) {
+      pause_listener(l);  // new clients wait in the backlog until connections close
+      return;
+    }
     sockaddr_storage peer{};
     socklen_t peer_len = sizeof peer;
     UniqueFd client(::accept4(l.fd.get(), reinterpret_cast<sockaddr*>(&peer), &peer_len,
                               SOCK_NONBLOCK | SOCK_CLOEXEC));
-    if (!client) return;  // EAGAIN, or an error the next event retries (EMFILE...)
+    if (!client) {
+      if (out_of_fds(errno)) pause_listener(l);
+      return;  // EAGAIN, or an error the next event retries (ECONNABORTED...)
+    }
     stats_.accepted.fetch_add(1, std::memory_order_relaxed);
-    auto c = std::make_shared<Conn>();
+    auto c = std::make_shared<Conn>(open_conns_);
     c->client = std::move(client);
-    if (connector_.connect(l.guest, l.guest_len, c->inner) != 0 || !c->up.pipe.open(opts_.pipe_bytes) ||
-        !c->down.pipe.open(opts_.pipe_bytes)) {
+    int err = connector_.connect(l.guest, l.guest_len, c->inner);
+    // The reply's fd is dropped by the kernel (MSG_CTRUNC) when we have none left: -EPROTO.
+    if (err == -EPROTO) err = -EMFILE;
+    if (err == 0 && (!c->up.pipe.open(opts_.pipe_bytes) || !c->down.pipe.open(opts_.pipe_bytes))) err = -errno;
+    if (err != 0) {
       stats_.connect_failed.fetch_add(1, std::memory_order_relaxed);
       abort_close(c->client);
+      if (out_of_fds(-err)) {
+        pause_listener(l);
+        return;
+      }
       continue;
     }
     if (l.proxy_protocol) {
@@ -405,6 +454,52 @@ void Forwarder::accept_all(Listener& l) {
     Worker* w = workers_[next_worker_.fetch_add(1, std::memory_order_relaxed) % workers_.size()].get();
     w->post([this, w, c] { w->adopt(c, stats_); });
   }
+}
+
+void Forwarder::pause_listener(Listener& l) {
+  Worker& w0 = *workers_.front();
+  if (l.paused || !l.fd) return;
+  ::epoll_ctl(w0.epoll.get(), EPOLL_CTL_DEL, l.fd.get(), nullptr);
+  l.paused = true;
+  w0.listeners_paused = true;
+  w0.resume_at = std::chrono::steady_clock::now() + kAcceptPause;
+  stats_.accept_paused.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Forwarder::resume_listeners(Worker& w0) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now < w0.resume_at) return;
+  if (open_conns_.load(std::memory_order_relaxed) >= static_cast<uint64_t>(max_conns_)) {
+    w0.resume_at = now + kAcceptPause;  // still at the cap
+    return;
+  }
+  w0.listeners_paused = false;
+  for (auto& l : w0.listeners) {
+    if (!l->paused) continue;
+    l->paused = false;
+    // Level-triggered: a queued connection wakes us at once, and accept_all() pauses again if
+    // there are still no fds.
+    if (w0.watch_in(l->fd.get(), tagged(l.get(), kListener)) != 0) {
+      l->paused = true;
+      w0.listeners_paused = true;
+      w0.resume_at = now + kAcceptPause;
+    }
+  }
+}
+
+void Forwarder::close_idle(Worker& w) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now < w.next_idle_check) return;
+  w.next_idle_check = now + std::chrono::milliseconds(std::clamp(opts_.conn_idle_ms / 8, 100, 30'000));
+  const auto idle = std::chrono::milliseconds(opts_.conn_idle_ms);
+  std::vector<Conn*> expired;
+  for (auto& [raw, conn] : w.conns)
+    if (now - conn->last >= idle) expired.push_back(raw);
+  for (Conn* c : expired) {
+    stats_.idle_closed.fetch_add(1, std::memory_order_relaxed);
+    w.close_conn(*c, true, stats_);
+  }
+  w.dead_conns.clear();
 }
 
 int Forwarder::add_udp(const sockaddr_storage& host, socklen_t host_len, const sockaddr_storage& guest,

@@ -21,7 +21,12 @@
 // recvfrom/send and recv/sendto: splice(2) moves a byte stream through a pipe and cannot keep
 // datagram boundaries or a peer address, so it does not apply to UDP. A flow is closed after
 // `udp_idle_ms` without a datagram either way; at most `udp_max_flows` exist per forwarder (a new
-// client's datagrams are dropped beyond that). Datagrams are dropped, never queued, when a socket
+// client's datagrams are dropped beyond that).
+//
+// Running out of fds. TCP connections are capped (max_conns) and reset after conn_idle_ms without
+// traffic. When accept() (or the connector's reply, or a pipe) fails for lack of fds, or the cap
+// is reached, the listener leaves the epoll set for 100 ms instead of waking worker 0 again at
+// once (a level-triggered listener with a queued connection would spin it at 100 % CPU). Datagrams are dropped, never queued, when a socket
 // buffer is full, as a router would.
 //
 // Sockets for an IPv6 host address are IPV6_V6ONLY (as the slirp path's are).
@@ -48,6 +53,13 @@ struct ForwarderOptions {
   int udp_idle_ms = 60000;   // a UDP flow idle this long is closed (checked about once a second)
   int udp_max_flows = 1024;  // UDP flows, over all UDP forwards
   int command_timeout_ms = 5000;  // add()/remove() give up (-ETIMEDOUT, the command cancelled) after it
+  // TCP connections open at once (each costs 6 fds: client, inner, two pipes). Beyond it the
+  // listeners pause: new clients wait in the backlog. 0: a sixth of half the RLIMIT_NOFILE soft
+  // limit (at construction), so the forwarder alone never exhausts the daemon's fds.
+  int max_conns = 0;
+  // A TCP connection with no event either way for this long is reset. The default is RFC 5382's
+  // minimum for a NAT's established-connection timeout (2 h 4 min).
+  int conn_idle_ms = 7'440'000;
 };
 
 struct ForwarderStats {
@@ -58,6 +70,8 @@ struct ForwarderStats {
   std::atomic<uint64_t> bytes_out{0};  // container -> client
   std::atomic<uint64_t> udp_flows{0};  // UDP flows open now
   std::atomic<uint64_t> udp_dropped{0};  // UDP datagrams dropped (flow cap, full buffers, errors)
+  std::atomic<uint64_t> accept_paused{0};  // listeners paused: out of fds (EMFILE...) or at max_conns
+  std::atomic<uint64_t> idle_closed{0};    // TCP connections reset after conn_idle_ms
 };
 
 class Forwarder {
@@ -91,6 +105,9 @@ class Forwarder {
   // -ETIMEDOUT if it has not started within command_timeout_ms, and then it never runs.
   int call_on_owner(std::function<int(Worker&)> task);
   void accept_all(Listener& l);
+  void pause_listener(Listener& l);      // out of epoll for kAcceptPause (worker 0)
+  void resume_listeners(Worker& w0);
+  void close_idle(Worker& w);
   int add_udp(const sockaddr_storage& host, socklen_t host_len, const sockaddr_storage& guest, socklen_t guest_len);
   void udp_from_clients(UdpForward& u);  // host socket readable
   void udp_from_guest(Flow& f);          // flow socket readable
@@ -101,6 +118,8 @@ class Forwarder {
   ForwarderStats stats_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<unsigned> next_worker_{0};
+  int max_conns_ = 0;                       // opts_.max_conns, resolved
+  std::atomic<uint64_t> open_conns_{0};     // accepted and not yet freed (counts those in transit)
   std::vector<char> udp_buf_ = std::vector<char>(65536);  // worker 0's relay buffer
 };
 

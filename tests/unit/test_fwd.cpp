@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -583,4 +584,102 @@ TEST_CASE("bounded_call: result, timeout cancels, unrun queue gives -ECANCELED",
   auto post_drop = [](std::function<void(int)> fn) { fn = nullptr; };
   CHECK(slirpnetd::bounded_call<int>(post_drop, task, std::chrono::milliseconds(5000)) == -ECANCELED);
   CHECK(runs == 1);
+}
+
+namespace {
+
+double cpu_seconds() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+int highest_fd() {
+  int hi = 0;
+  for (int fd = 0; fd < 65536; ++fd)
+    if (::fcntl(fd, F_GETFD) >= 0) hi = fd;
+  return hi;
+}
+
+}  // namespace
+
+TEST_CASE("splice forward: out of fds, the listener pauses instead of spinning, then recovers", "[fwd][fds]") {
+  REQUIRE_NETNS();
+  auto conn = Connector::start("", "");
+  REQUIRE(conn);
+  EchoServer echo("127.0.0.1");
+  ForwarderOptions opts;
+  opts.max_conns = 1000;  // not the limit here: the fds are
+  Forwarder fwd(*conn, opts);
+  const int port = free_port("127.0.0.1");
+  add_fwd(fwd, "127.0.0.1", port, "127.0.0.1", echo.port());
+  socklen_t len = 0;
+  const sockaddr_storage to = addr("127.0.0.1", port, len);
+  UniqueFd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  REQUIRE(client);
+
+  // No fd left for anyone in this process: accept4() in worker 0 fails with EMFILE.
+  rlimit saved{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(highest_fd() + 1);
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+  struct Restore {
+    rlimit rl;
+    std::vector<UniqueFd> fillers;  // the free slots below the limit
+    ~Restore() { ::setrlimit(RLIMIT_NOFILE, &rl); }
+  } restore{saved, {}};
+  for (int fd; (fd = ::fcntl(0, F_DUPFD_CLOEXEC, 0)) >= 0;) restore.fillers.emplace_back(fd);
+  REQUIRE(errno == EMFILE);
+  REQUIRE(::connect(client.get(), reinterpret_cast<const sockaddr*>(&to), len) == 0);  // queued in the backlog
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const double cpu0 = cpu_seconds();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  const double busy = cpu_seconds() - cpu0;
+  CHECK(busy < 0.2);  // a spinning worker 0 burns the whole second
+  CHECK(fwd.stats().accept_paused.load() >= 1);
+  CHECK(fwd.stats().active.load() == 0);
+
+  // fds again: the queued client is served.
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+  restore.fillers.clear();
+  timeval tv{10, 0};
+  ::setsockopt(client.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  CHECK(echo_roundtrip(client.get(), 1000));
+}
+
+TEST_CASE("splice forward: connection cap and idle timeout", "[fwd][fds]") {
+  REQUIRE_NETNS();
+  auto conn = Connector::start("", "");
+  REQUIRE(conn);
+  EchoServer echo("127.0.0.1");
+  ForwarderOptions opts;
+  opts.max_conns = 2;
+  opts.conn_idle_ms = 800;
+  Forwarder fwd(*conn, opts);
+  const int port = free_port("127.0.0.1");
+  add_fwd(fwd, "127.0.0.1", port, "127.0.0.1", echo.port());
+  UniqueFd a = connect_to("127.0.0.1", port), b = connect_to("127.0.0.1", port);
+  REQUIRE(a);
+  REQUIRE(b);
+  CHECK(wait_until([&] { return fwd.stats().active.load() == 2; }, 2000));
+  UniqueFd c = connect_to("127.0.0.1", port);  // completes in the kernel, waits in the backlog
+  REQUIRE(c);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(fwd.stats().active.load() == 2);
+  CHECK(fwd.stats().accept_paused.load() >= 1);
+  // a keeps talking; b stays idle and is reset after conn_idle_ms, which lets c in.
+  for (int i = 0; i < 20 && fwd.stats().idle_closed.load() == 0; ++i) {
+    char x = 'x', y = 0;
+    REQUIRE(::send(a.get(), &x, 1, MSG_NOSIGNAL) == 1);
+    REQUIRE(::recv(a.get(), &y, 1, 0) == 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(fwd.stats().idle_closed.load() == 1);
+  char y;
+  errno = 0;
+  CHECK(::recv(b.get(), &y, 1, 0) <= 0);  // reset
+  CHECK(echo_roundtrip(c.get(), 1000));
+  CHECK(echo_roundtrip(a.get(), 1000));
 }
