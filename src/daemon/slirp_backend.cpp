@@ -83,7 +83,7 @@ std::string SlirpBackend::stats_json() {
             R"(,"active":)" + std::to_string(f.active.load()) + R"(,"bytes_in":)" +
             std::to_string(f.bytes_in.load()) + R"(,"bytes_out":)" + std::to_string(f.bytes_out.load()) +
             R"(,"udp_flows":)" + std::to_string(f.udp_flows.load()) + R"(,"udp_dropped":)" +
-            std::to_string(f.udp_dropped.load()) + R"(,"accept_paused":)" + std::to_string(f.accept_paused.load()) +
+            std::to_string(f.udp_dropped.load()) + R"(,"udp_evicted":)" + std::to_string(f.udp_evicted.load()) + R"(,"accept_paused":)" + std::to_string(f.accept_paused.load()) +
             R"(,"idle_closed":)" + std::to_string(f.idle_closed.load()) + "}}";
   }
   return json;

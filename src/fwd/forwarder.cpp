@@ -43,6 +43,13 @@ constexpr int kUdpBatch = 64;  // datagrams per readiness event, so one busy soc
 constexpr auto kAcceptPause = std::chrono::milliseconds(100);
 constexpr int kFdsPerConn = 6;  // client, inner, two pipes
 
+// The client "source" UDP flows are counted by: an IPv4 address, or an IPv6 /64.
+std::string source_of(const sockaddr_storage& a) {
+  if (a.ss_family == AF_INET6)
+    return std::string("6") + std::string(reinterpret_cast<const char*>(&reinterpret_cast<const sockaddr_in6&>(a).sin6_addr), 8);
+  return std::string("4") + std::string(reinterpret_cast<const char*>(&reinterpret_cast<const sockaddr_in&>(a).sin_addr), 4);
+}
+
 // Errors that mean "no fd or memory for now": worth a pause, not a retry at once.
 bool out_of_fds(int err) { return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM; }
 
@@ -147,6 +154,9 @@ struct Forwarder::Flow {
   sockaddr_storage client{};
   socklen_t client_len = 0;
   std::chrono::steady_clock::time_point last;  // last datagram either way
+  std::string key;                             // in fwd->flows
+  std::string source;                          // in udp_per_source_
+  std::list<Flow*>::iterator lru;              // in udp_lru_
 };
 
 struct Forwarder::UdpForward {
@@ -187,6 +197,7 @@ struct Forwarder::Worker {
   std::vector<std::unique_ptr<Listener>> dead_listeners;
   std::vector<std::unique_ptr<UdpForward>> udp;  // worker 0 only
   std::vector<std::unique_ptr<UdpForward>> dead_udp;
+  std::vector<std::unique_ptr<Flow>> dead_flows;  // worker 0 only
   std::chrono::steady_clock::time_point next_expiry{};       // UDP flows (worker 0)
   std::chrono::steady_clock::time_point next_idle_check{};   // TCP connections
   std::chrono::steady_clock::time_point resume_at{};         // paused listeners (worker 0)
@@ -286,6 +297,8 @@ struct Forwarder::Worker {
 };
 
 Forwarder::Forwarder(Connector& connector, ForwarderOptions opts) : connector_(connector), opts_(opts) {
+  udp_source_cap_ = opts_.udp_max_flows_per_source > 0 ? opts_.udp_max_flows_per_source
+                                                       : std::max(1, opts_.udp_max_flows / 8);
   max_conns_ = opts_.max_conns;
   if (max_conns_ <= 0) {
     rlimit rl{};
@@ -333,6 +346,7 @@ Forwarder::Forwarder(Connector& connector, ForwarderOptions opts) : connector_(c
         w->dead_conns.clear();
         w->dead_listeners.clear();
         w->dead_udp.clear();
+        w->dead_flows.clear();
         if (flows) udp_expire(*w);
         if (!w->conns.empty()) close_idle(*w);
         if (w->listeners_paused) resume_listeners(*w);
@@ -394,7 +408,11 @@ int Forwarder::remove(const sockaddr_storage& host, socklen_t host_len, bool udp
         // Closing removes the sockets from the epoll set; the structs live until the batch ends,
         // for events already returned in it (their closed fds make them no-ops).
         (*it)->fd.reset();
-        for (auto& [key, flow] : (*it)->flows) flow->inner.reset();
+        for (auto& [key, flow] : (*it)->flows) {
+          flow->inner.reset();
+          udp_lru_.erase(flow->lru);
+          if (--udp_per_source_[flow->source] == 0) udp_per_source_.erase(flow->source);
+        }
         stats_.udp_flows.fetch_sub((*it)->flows.size(), std::memory_order_relaxed);
         w0.dead_udp.push_back(std::move(*it));
         w0.udp.erase(it);
@@ -537,9 +555,24 @@ void Forwarder::udp_from_clients(UdpForward& u) {
     const std::string key(reinterpret_cast<const char*>(&peer), peer_len);
     auto it = u.flows.find(key);
     if (it == u.flows.end()) {
-      if (stats_.udp_flows.load(std::memory_order_relaxed) >= static_cast<uint64_t>(opts_.udp_max_flows)) {
-        stats_.udp_dropped.fetch_add(1, std::memory_order_relaxed);
-        continue;
+      // Room for a new client: at its source's limit, its own least recently used flow goes;
+      // at the global limit, the least recently used of all.
+      std::string source = source_of(peer);
+      Flow* victim = nullptr;
+      const auto per_source = udp_per_source_.find(source);
+      if (per_source != udp_per_source_.end() && per_source->second >= udp_source_cap_) {
+        for (Flow* f : udp_lru_)
+          if (f->source == source) {
+            victim = f;
+            break;
+          }
+      } else if (!udp_lru_.empty() &&
+                 stats_.udp_flows.load(std::memory_order_relaxed) >= static_cast<uint64_t>(opts_.udp_max_flows)) {
+        victim = udp_lru_.front();
+      }
+      if (victim != nullptr) {  // never this client's (it has no flow on this forward)
+        udp_retire(*victim);
+        stats_.udp_evicted.fetch_add(1, std::memory_order_relaxed);
       }
       auto f = std::make_unique<Flow>();
       f->fwd = &u;
@@ -553,10 +586,14 @@ void Forwarder::udp_from_clients(UdpForward& u) {
       }
       stats_.accepted.fetch_add(1, std::memory_order_relaxed);
       stats_.udp_flows.fetch_add(1, std::memory_order_relaxed);
+      f->key = key;
+      f->source = std::move(source);
+      ++udp_per_source_[f->source];
+      f->lru = udp_lru_.insert(udp_lru_.end(), f.get());
       it = u.flows.emplace(key, std::move(f)).first;
     }
     Flow& f = *it->second;
-    f.last = std::chrono::steady_clock::now();
+    udp_touch(f);
     if (::send(f.inner.get(), udp_buf_.data(), static_cast<size_t>(n), MSG_DONTWAIT | MSG_NOSIGNAL) == n)
       stats_.bytes_in.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
     else  // a full buffer, or ECONNREFUSED left by an earlier datagram: dropped, as a router would
@@ -571,7 +608,7 @@ void Forwarder::udp_from_guest(Flow& f) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
       continue;  // ECONNREFUSED (ICMP port unreachable from the guest) or EINTR
     }
-    f.last = std::chrono::steady_clock::now();
+    udp_touch(f);
     if (f.fwd->fd && ::sendto(f.fwd->fd.get(), udp_buf_.data(), static_cast<size_t>(n), MSG_DONTWAIT | MSG_NOSIGNAL,
                               reinterpret_cast<const sockaddr*>(&f.client), f.client_len) == n)
       stats_.bytes_out.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
@@ -585,16 +622,24 @@ void Forwarder::udp_expire(Worker& w) {
   if (now < w.next_expiry) return;
   w.next_expiry = now + std::chrono::seconds(1);
   const auto idle = std::chrono::milliseconds(opts_.udp_idle_ms);
-  for (auto& u : w.udp) {
-    for (auto it = u->flows.begin(); it != u->flows.end();) {
-      if (now - it->second->last < idle) {
-        ++it;
-        continue;
-      }
-      it = u->flows.erase(it);  // closing the socket removes it from the epoll set
-      stats_.udp_flows.fetch_sub(1, std::memory_order_relaxed);
-    }
-  }
+  while (!udp_lru_.empty() && now - udp_lru_.front()->last >= idle) udp_retire(*udp_lru_.front());
+  w.dead_flows.clear();  // outside an epoll batch: no event can refer to them
+}
+
+void Forwarder::udp_touch(Flow& f) {
+  f.last = std::chrono::steady_clock::now();
+  udp_lru_.splice(udp_lru_.end(), udp_lru_, f.lru);
+}
+
+void Forwarder::udp_retire(Flow& f) {
+  Worker& w0 = *workers_.front();
+  udp_lru_.erase(f.lru);
+  if (--udp_per_source_[f.source] == 0) udp_per_source_.erase(f.source);
+  stats_.udp_flows.fetch_sub(1, std::memory_order_relaxed);
+  f.inner.reset();  // closing removes it from the epoll set; an event already returned is a no-op
+  auto it = f.fwd->flows.find(f.key);
+  w0.dead_flows.push_back(std::move(it->second));
+  f.fwd->flows.erase(it);
 }
 
 std::vector<uint8_t> proxy_v2_header(const sockaddr_storage& client, const sockaddr_storage& server) {

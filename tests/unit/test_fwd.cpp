@@ -501,13 +501,14 @@ TEST_CASE("UDP forward: one flow per client, echo both ways, idle flows closed, 
   CHECK(echo_roundtrip(t.get(), 1000));
 }
 
-TEST_CASE("UDP forward: flow cap, and IPv6", "[fwd][udp][ipv6]") {
+TEST_CASE("UDP forward: flow cap (the least recently used flow makes room), and IPv6", "[fwd][udp][ipv6]") {
   REQUIRE_NETNS();
   auto conn = Connector::start("", "");
   REQUIRE(conn);
   UdpEchoServer echo("::1");
   ForwarderOptions opts;
   opts.udp_max_flows = 2;
+  opts.udp_max_flows_per_source = 2;  // all clients are ::1
   Forwarder fwd(*conn, opts);
   const int port = free_udp_port("::1");
   socklen_t hl = 0, gl = 0;
@@ -519,9 +520,48 @@ TEST_CASE("UDP forward: flow cap, and IPv6", "[fwd][udp][ipv6]") {
   CHECK(ra.rfind("::1:", 0) == 0);
   CHECK(ra.substr(ra.find(' ')) == " a");
   CHECK(udp_ask(b.get(), "b").size() > 2);
-  CHECK(udp_ask(c.get(), "c", 500) == "");  // a third client: over the cap, dropped
-  CHECK(fwd.stats().udp_dropped.load() == 1);
-  CHECK(udp_ask(a.get(), "a2").substr(ra.find(' ')) == " a2");  // existing flows still work
+  CHECK(udp_ask(a.get(), "a1").substr(ra.find(' ')) == " a1");  // a is used more recently than b
+  // A third client: over the cap, b's flow (least recently used) makes room.
+  const std::string rc = udp_ask(c.get(), "c");
+  CHECK(rc.substr(rc.find(' ')) == " c");
+  CHECK(fwd.stats().udp_evicted.load() == 1);
+  CHECK(fwd.stats().udp_flows.load() == 2);
+  CHECK(udp_ask(a.get(), "a2") == ra.substr(0, ra.find(' ')) + " a2");  // a kept its flow
+}
+
+TEST_CASE("UDP forward: one source with many ports cannot lock other clients out", "[fwd][udp]") {
+  REQUIRE_NETNS();
+  auto conn = Connector::start("", "");
+  REQUIRE(conn);
+  UdpEchoServer echo("127.0.0.1");
+  ForwarderOptions opts;
+  opts.udp_max_flows = 8;
+  opts.udp_max_flows_per_source = 4;
+  Forwarder fwd(*conn, opts);
+  const int port = free_udp_port("127.0.0.1");
+  socklen_t hl = 0, gl = 0;
+  auto h = addr("127.0.0.1", port, hl);
+  auto g = addr("127.0.0.1", echo.port(), gl);
+  REQUIRE(fwd.add(h, hl, g, gl, false, true) == 0);
+  // 20 sockets of one source address (127.0.0.2), each sending and refreshing its flow.
+  std::vector<UniqueFd> flood;
+  for (int i = 0; i < 20; ++i) {
+    socklen_t bl = 0;
+    auto b = addr("127.0.0.2", 0, bl);
+    UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr*>(&b), bl) == 0);
+    REQUIRE(::connect(fd.get(), reinterpret_cast<sockaddr*>(&h), hl) == 0);
+    flood.push_back(std::move(fd));
+  }
+  for (int round = 0; round < 2; ++round)
+    for (auto& fd : flood) udp_ask(fd.get(), "flood", 200);
+  CHECK(fwd.stats().udp_flows.load() == 4);  // the source's limit
+  // Another client still gets a flow, and an answer.
+  UniqueFd a = udp_client("127.0.0.1", port);
+  const std::string ra = udp_ask(a.get(), "hello");
+  REQUIRE(ra.size() > 6);
+  CHECK(ra.substr(ra.find(' ')) == " hello");
+  CHECK(fwd.stats().udp_flows.load() == 5);
 }
 
 TEST_CASE("forwarder: a command that timed out is cancelled, never run later", "[fwd][timeout]") {
