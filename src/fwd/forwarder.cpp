@@ -80,19 +80,35 @@ void abort_close(UniqueFd& fd) {
   fd.reset();
 }
 
+// A pipe starts at the kernel's default size (64 KiB) and grows to ForwarderOptions::pipe_bytes
+// once kBulkBytes went through it: pipe buffers are charged to the user's pipe-user-pages-soft
+// (16384 pages by default, shared by all the user's processes), which 1 MiB pipes in both
+// directions of every connection would exhaust at about 32 connections.
+constexpr size_t kBulkBytes = 4u << 20;
+
 struct Pipe {
   UniqueFd r, w;
   size_t cap = 0;
   size_t bytes = 0;  // in the pipe now
-  bool open(int want) {
+  size_t want = 0;   // the size to grow to
+  uint64_t moved = 0;
+  bool open(int want_bytes) {
     int p[2];
     if (::pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) return false;
     r.reset(p[0]);
     w.reset(p[1]);
-    int got = ::fcntl(p[1], F_SETPIPE_SZ, want);
-    if (got < 0) got = ::fcntl(p[1], F_GETPIPE_SZ);
-    cap = got > 0 ? static_cast<size_t>(got) : 65536;
+    const int got = ::fcntl(p[1], F_GETPIPE_SZ);
+    cap = got > 0 ? static_cast<size_t>(got) : 4096;
+    want = want_bytes > 0 ? static_cast<size_t>(want_bytes) : 0;
     return true;
+  }
+  // After `n` more bytes: a bulk flow gets the bigger pipe (best effort: the quota may say no).
+  void note_moved(size_t n) {
+    moved += n;
+    if (want <= cap || moved < kBulkBytes) return;
+    const int got = ::fcntl(w.get(), F_SETPIPE_SZ, static_cast<int>(want));
+    if (got > 0) cap = static_cast<size_t>(got);
+    want = 0;  // one attempt
   }
 };
 
@@ -123,6 +139,7 @@ bool pump(int src, int dst, Direction& d, std::atomic<uint64_t>& counter) {
       if (n > 0) {
         d.pipe.bytes -= static_cast<size_t>(n);
         counter.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+        d.pipe.note_moved(static_cast<size_t>(n));
         progress = true;
       } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
         return false;

@@ -54,7 +54,9 @@ namespace slirpnetd::fwd {
 
 struct ForwarderOptions {
   int threads = 2;
-  int pipe_bytes = 1 << 20;  // F_SETPIPE_SZ per direction (best effort; the default is 64 KiB)
+  // F_SETPIPE_SZ per direction once 4 MiB went through it (best effort); pipes start at the
+  // default size (64 KiB), as pipe buffers count against the user's pipe-user-pages-soft.
+  int pipe_bytes = 1 << 20;
   int udp_idle_ms = 60000;   // a UDP flow idle this long is closed (checked about once a second)
   int udp_max_flows = 1024;  // UDP flows, over all UDP forwards
   // UDP flows per client source (an IPv4 address, an IPv6 /64); 0: udp_max_flows / 8. At either

@@ -723,3 +723,61 @@ TEST_CASE("splice forward: connection cap and idle timeout", "[fwd][fds]") {
   CHECK(echo_roundtrip(c.get(), 1000));
   CHECK(echo_roundtrip(a.get(), 1000));
 }
+
+namespace {
+
+// The sizes of every pipe this process has open (the forwarder's, here).
+std::vector<int> pipe_sizes() {
+  std::vector<int> sizes;
+  for (int fd = 0; fd < 4096; ++fd) {
+    const int n = ::fcntl(fd, F_GETPIPE_SZ);
+    if (n > 0) sizes.push_back(n);
+  }
+  return sizes;
+}
+
+}  // namespace
+
+TEST_CASE("splice forward: pipes start at the default size and grow only for bulk transfers", "[fwd][pipes]") {
+  REQUIRE_NETNS();
+  const std::vector<int> before = pipe_sizes();
+  auto conn = Connector::start("", "");
+  REQUIRE(conn);
+  EchoServer echo("127.0.0.1");
+  Forwarder fwd(*conn);
+  const int port = free_port("127.0.0.1");
+  add_fwd(fwd, "127.0.0.1", port, "127.0.0.1", echo.port());
+  UniqueFd small = connect_to("127.0.0.1", port);
+  REQUIRE(small);
+  char x = 'x', y = 0;
+  REQUIRE(::send(small.get(), &x, 1, MSG_NOSIGNAL) == 1);
+  REQUIRE(::recv(small.get(), &y, 1, 0) == 1);
+  std::vector<int> sizes = pipe_sizes();
+  REQUIRE(sizes.size() == before.size() + 4);  // one pipe per direction, two fds each
+  for (int n : sizes) CHECK(n <= 65536);
+  CHECK(fwd.stats().active.load() == 1);
+  UniqueFd bulk = connect_to("127.0.0.1", port);
+  REQUIRE(bulk);
+  // 16 MiB each way, the connection kept open.
+  const size_t total = 16u << 20;
+  std::thread sender([&] {
+    std::vector<char> out(1 << 16, 'b');
+    for (size_t off = 0; off < total;) {
+      const ssize_t n = ::send(bulk.get(), out.data(), std::min(out.size(), total - off), MSG_NOSIGNAL);
+      if (n <= 0) break;
+      off += static_cast<size_t>(n);
+    }
+  });
+  std::vector<char> in(1 << 16);
+  size_t got = 0;
+  while (got < total) {
+    const ssize_t n = ::recv(bulk.get(), in.data(), in.size(), 0);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  sender.join();
+  REQUIRE(got == total);
+  sizes = pipe_sizes();
+  CHECK(std::count(sizes.begin(), sizes.end(), 1 << 20) == 4);  // the bulk connection's, both ways
+  CHECK(std::count(sizes.begin(), sizes.end(), 65536) >= 4);    // the small one's
+}
