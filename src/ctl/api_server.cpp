@@ -1,6 +1,10 @@
 // ctl/api_server.cpp: see api_server.hpp.
 #include "ctl/api_server.hpp"
 
+// Under seccomp (src/ns/sandbox.cpp): the control thread; at stop(), removing the socket file
+// (unlinkat) or waiting for the helper that does (wait4).
+// #syscalls: poll accept4 recvfrom sendto shutdown read write eventfd2 newfstatat unlinkat wait4
+
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>

@@ -10,6 +10,10 @@
 // threads start with the pipeline's.
 #include "daemon/daemon.hpp"
 
+// Under seccomp (src/ns/sandbox.cpp), the main thread after the filter: supervision (poll, the
+// signalfd, the ready-fd), the pipeline's eventfds.
+// #syscalls: poll read write eventfd2
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>

@@ -4,6 +4,10 @@
 // (SCM_RIGHTS) when err == 0.
 #include "fwd/connector.hpp"
 
+// Under seccomp (src/ns/sandbox.cpp), the daemon's side: a request out, a socket back; the
+// destructor reaps the child.
+// #syscalls: sendto recvmsg wait4
+
 #include "common/fd_passing.hpp"
 #include "ns/join.hpp"
 

@@ -14,6 +14,11 @@
 
 #include "common/bounded_call.hpp"
 
+// Under seccomp (src/ns/sandbox.cpp): the workers, constructed after the filter is on.
+// #syscalls: epoll_create1 epoll_ctl epoll_wait eventfd2 read write prlimit64
+// #syscalls: socket setsockopt getsockopt bind listen accept4 getsockname shutdown
+// #syscalls: splice pipe2 fcntl sendto recvfrom
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>

@@ -2,13 +2,15 @@
 // seccompfilter.c do them (spec §4 step 2, §5.1, §5.2), with two deliberate differences:
 //   - enter_userns_for_sandbox() honours --userns-path (slirp4netns issue #317);
 //   - the seccomp filter is loaded before the daemon starts its first thread (so every thread
-//     inherits it), with TSYNC as well, in case a library started one of its own.
+//     inherits it), with TSYNC as well, in case a library started one of its own;
+//   - the filter is an allow-list (slirp4netns's is a deny-list): see "seccomp" below.
 #include "ns/sandbox.hpp"
 
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <sched.h>
 #include <seccomp.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -24,6 +26,7 @@
 #include <string>
 
 #include "common/unique_fd.hpp"
+#include "syscalls.inc"  // generated: SLIRPNETD_SYSCALLS, SLIRPNETD_SYSCALLS_SANITIZER
 
 namespace slirpnetd::ns {
 namespace {
@@ -125,38 +128,63 @@ bool drop_caps_except_net_bind_service() {
 }
 
 // ---- seccomp ------------------------------------------------------------------------------------
+//
+// An allow-list. Each source file names the system calls it makes once the filter is on, in a
+// `#syscalls:` comment next to the code (passt's habit); src/ns/syscalls.cmake collects them into
+// syscalls.inc at build time. A call missing from every list traps: sigsys() prints its number
+// and name and the process dies by SIGSYS. The integration suite runs with the filter on
+// (SLIRPNETD_TEST_SECCOMP=1, as scripts/test.sh does for the plain build), so a syscall added
+// without its line fails the tests that reach it.
+//
+// What the C and C++ runtime, glib and spdlog call on every thread (memory, threads, locks,
+// signals, clocks, exit; write for the logs):
+// #syscalls: brk mmap munmap mremap mprotect madvise futex set_robust_list rseq rt_sigreturn
+// #syscalls: rt_sigaction rt_sigprocmask sigaltstack sched_yield clock_gettime clock_nanosleep
+// #syscalls: nanosleep gettid getpid getppid getrandom exit exit_group restart_syscall write close
+// The SIGSYS handler's own: tgkill (raise).
+// #syscalls: tgkill
+// Thread creation: clone with CLONE_THREAD only (a rule below); clone3, whose flags a filter
+// cannot see, fails with ENOSYS and glibc falls back to clone.
 
-// The deny-list, in slirp4netns's order (seccompfilter_rules.h, grouped like systemd's syscall
-// groups). This is the one place to change if the filter becomes an allow-list.
-constexpr const char* kBlockedSyscalls[] = {
-    "execve", "lookup_dcookie", "pidfd_getfd", "ptrace", "process_vm_readv", "process_vm_writev",
-    "delete_module", "finit_module", "init_module", "chroot", "fsconfig", "fsmount", "fsopen",
-    "fspick", "mount", "move_mount", "open_tree", "pivot_root", "umount", "umount2",
-    "open_by_handle_at", "execveat", "pidfd_open", "pidfd_send_signal", "prctl", "setns",
-    "unshare", "kexec_file_load", "kexec_load", "reboot", "name_to_handle_at",
-};
+constexpr const char* kAllowed[] = {SLIRPNETD_SYSCALLS};
+constexpr const char* kAllowedSanitizer[] = {SLIRPNETD_SYSCALLS_SANITIZER nullptr};
 
-// Secondary architectures a process on this arch can still make syscalls through (seccomparch.h).
-constexpr uint32_t kExtraArches[] = {
-#if defined(__x86_64__)
-    SCMP_ARCH_X86, SCMP_ARCH_X32,
-#elif defined(__aarch64__)
-    SCMP_ARCH_ARM,
-#elif defined(__powerpc64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    SCMP_ARCH_PPC, SCMP_ARCH_PPC64,
-#elif defined(__s390x__)
-    SCMP_ARCH_S390,
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitizer = true;
+#elif defined(__has_feature)
+constexpr bool kSanitizer = __has_feature(address_sanitizer) || __has_feature(thread_sanitizer);
+#else
+constexpr bool kSanitizer = false;
 #endif
-    0,  // sentinel, so the array is never empty
-};
 
-uint32_t block_action() {
-  // SECCOMP_RET_KILL_PROCESS (Linux 4.14) kills every thread; plain KILL only the caller, which
-  // would leave the rest of the daemon running half-dead.
-  uint32_t action = SECCOMP_RET_KILL_PROCESS;
-  if (::syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) == 0)
-    return SCMP_ACT_KILL_PROCESS;
-  return SCMP_ACT_KILL;
+// Names of every syscall number, for the SIGSYS handler (which must not allocate).
+constexpr int kMaxSyscall = 1024;
+std::string g_syscall_names[kMaxSyscall];
+
+void put(char*& p, const char* s) {
+  while (*s) *p++ = *s++;
+}
+
+// Async-signal-safe: formats by hand, then dies of the signal it handles.
+void sigsys(int, siginfo_t* info, void*) {
+  char buf[160];
+  char* p = buf;
+  put(p, "slirpnetd: seccomp: system call ");
+  const int nr = info->si_syscall;
+  char digits[12];
+  int n = 0;
+  for (unsigned v = static_cast<unsigned>(nr); n == 0 || v != 0; v /= 10) digits[n++] = static_cast<char>('0' + v % 10);
+  while (n > 0) *p++ = digits[--n];
+  if (nr >= 0 && nr < kMaxSyscall && !g_syscall_names[nr].empty()) {
+    put(p, " (");
+    const std::string& name = g_syscall_names[nr];
+    for (size_t i = 0; i < name.size() && p < buf + sizeof buf - 40; ++i) *p++ = name[i];
+    put(p, ")");
+  }
+  put(p, " is not in the allow-list: exiting\n");
+  [[maybe_unused]] ssize_t w = ::write(2, buf, static_cast<size_t>(p - buf));
+  ::signal(SIGSYS, SIG_DFL);
+  ::raise(SIGSYS);  // delivered when the handler returns: the default action ends the process
 }
 
 struct SeccompRelease {
@@ -245,49 +273,65 @@ bool create_sandbox() {
 }
 
 bool enable_seccomp() {
-  std::unique_ptr<void, SeccompRelease> ctx(seccomp_init(SCMP_ACT_ALLOW));
+  // Sanitizer runtimes make calls of their own (LSan's exit-time leak check forks and ptraces):
+  // those builds only log what is not listed (SECCOMP_RET_LOG) instead of dying.
+  std::unique_ptr<void, SeccompRelease> ctx(seccomp_init(kSanitizer ? SCMP_ACT_LOG : SCMP_ACT_TRAP));
   if (!ctx) {
     std::fprintf(stderr, "seccomp: seccomp_init() failed\n");
     return false;
   }
-  for (size_t i = 0; kExtraArches[i] != 0; ++i) {
-    int rc = seccomp_arch_add(ctx.get(), kExtraArches[i]);
-    if (rc < 0 && rc != -EEXIST && rc != -EDOM) {
-      std::fprintf(stderr, "seccomp: WARNING: can't add extra arch (i=%zu): %s\n", i,
-                   std::strerror(-rc));
-    }
-  }
   // Without the sandbox nothing else sets no_new_privs; libseccomp's default NNP=1 does.
-  // TSYNC: any thread that exists already is filtered too, not just this one.
+  // TSYNC: any thread that exists already is filtered too, not just this one. Other
+  // architectures' system calls (x32, i386 on x86_64) are not allowed at all (the default
+  // SCMP_FLTATR_ACT_BADARCH kills).
   if (int rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_TSYNC, 1); rc < 0) {
     std::fprintf(stderr, "seccomp: seccomp_attr_set(SCMP_FLTATR_CTL_TSYNC): %s\n",
                  std::strerror(-rc));
     return false;
   }
 
-  const uint32_t action = block_action();
-  std::string blocked, undefined, failed;
-  for (const char* name : kBlockedSyscalls) {
-    int nr = seccomp_syscall_resolve_name(name);
+  std::string allowed, unknown;
+  auto allow = [&](const char* name) {
+    const int nr = seccomp_syscall_resolve_name(name);
     if (nr == __NR_SCMP_ERROR) {
-      undefined += std::string(" ") + name;
-    } else if (seccomp_rule_add(ctx.get(), action, nr, 0) < 0) {
-      failed += std::string(" ") + name;
-    } else {
-      blocked += std::string(" ") + name;
+      unknown += std::string(" ") + name;
+      return true;
+    }
+    if (int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, nr, 0); rc < 0) {
+      std::fprintf(stderr, "seccomp: cannot allow %s: %s\n", name, std::strerror(-rc));
+      return false;
+    }
+    allowed += std::string(" ") + name;
+    return true;
+  };
+  for (const char* name : kAllowed)
+    if (!allow(name)) return false;
+  if (kSanitizer)
+    for (size_t i = 0; kAllowedSanitizer[i] != nullptr; ++i)
+      if (!allow(kAllowedSanitizer[i])) return false;
+  if (seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                       SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)) < 0 ||
+      seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) < 0) {
+    std::fprintf(stderr, "seccomp: cannot add the rules for clone and clone3\n");
+    return false;
+  }
+  allowed += " clone(CLONE_THREAD)";
+  if (!unknown.empty())
+    std::fprintf(stderr, "seccomp: WARNING: libseccomp does not know these system calls:%s\n", unknown.c_str());
+
+  for (int nr = 0; nr < kMaxSyscall; ++nr) {
+    if (char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr)) {
+      g_syscall_names[nr] = name;
+      std::free(name);
     }
   }
-  if (!undefined.empty()) {
-    std::fprintf(stderr,
-                 "seccomp: WARNING: the following syscalls are not defined in libseccomp and "
-                 "cannot be blocked:%s\n",
-                 undefined.c_str());
-  }
-  if (!failed.empty()) {
-    std::fprintf(stderr,
-                 "seccomp: WARNING: the following syscalls cannot be blocked due to unexpected "
-                 "errors:%s\n",
-                 failed.c_str());
+  struct sigaction sa {};
+  sa.sa_sigaction = sigsys;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  if (::sigaction(SIGSYS, &sa, nullptr) < 0) {
+    std::fprintf(stderr, "seccomp: sigaction(SIGSYS): %s\n", std::strerror(errno));
+    return false;
   }
   if (int rc = seccomp_load(ctx.get()); rc != 0) {
     // With TSYNC a positive rc is the id of a thread that could not be synchronised.
@@ -295,7 +339,7 @@ bool enable_seccomp() {
                  rc < 0 ? std::strerror(-rc) : ("cannot sync thread " + std::to_string(rc)).c_str());
     return false;
   }
-  std::printf("seccomp: The following syscalls are blocked:%s\n", blocked.c_str());
+  std::printf("seccomp: The following syscalls are allowed:%s\n", allowed.c_str());
   std::fflush(stdout);
   return true;
 }

@@ -15,8 +15,10 @@ bool enter_userns_for_sandbox(const config::Options& opts);
 // New mount namespace with only /etc and /run from the host, pivot_root, caps dropped except
 // CAP_NET_BIND_SERVICE, no_new_privs. Returns false after printing the error.
 bool create_sandbox();
-// Loads the seccomp filter on every thread of the process (SCMP_FLTATR_CTL_TSYNC).
-// Returns false after printing the error.
+// Loads the seccomp filter on every thread of the process (SCMP_FLTATR_CTL_TSYNC): an allow-list
+// built from the sources' `#syscalls:` lines (see sandbox.cpp); any other system call prints a
+// line naming it on stderr and kills the process with SIGSYS. Prints the list on stdout, as
+// slirp4netns prints its deny-list. Returns false after printing the error.
 bool enable_seccomp();
 
 }  // namespace slirpnetd::ns
