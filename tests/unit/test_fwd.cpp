@@ -781,3 +781,35 @@ TEST_CASE("splice forward: pipes start at the default size and grow only for bul
   CHECK(std::count(sizes.begin(), sizes.end(), 1 << 20) == 4);  // the bulk connection's, both ways
   CHECK(std::count(sizes.begin(), sizes.end(), 65536) >= 4);    // the small one's
 }
+
+TEST_CASE("connector: a stuck child makes connect() time out; its late answer is discarded", "[fwd][connector]") {
+  REQUIRE_NETNS();
+  auto conn = Connector::start("", "", 300);
+  REQUIRE(conn);
+  EchoServer echo("127.0.0.1");
+  socklen_t len = 0;
+  const sockaddr_storage to = addr("127.0.0.1", echo.port(), len);
+  REQUIRE(::kill(conn->pid(), SIGSTOP) == 0);
+  struct Resume {
+    pid_t pid;
+    ~Resume() { ::kill(pid, SIGCONT); }
+  } resume{conn->pid()};
+  UniqueFd out;
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(conn->connect(to, len, out) == -ETIMEDOUT);
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  CHECK(waited >= std::chrono::milliseconds(250));
+  CHECK(waited < std::chrono::milliseconds(2000));
+  CHECK(!out);
+  REQUIRE(::kill(conn->pid(), SIGCONT) == 0);
+  // The next request gets its own answer (the stale one, for the first request, is skipped).
+  UniqueFd fd;
+  REQUIRE(conn->connect(to, len, fd) == 0);
+  pollfd p{fd.get(), POLLOUT, 0};
+  REQUIRE(::poll(&p, 1, 5000) == 1);
+  timeval tv{10, 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  const int flags = ::fcntl(fd.get(), F_GETFL);
+  ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);
+  CHECK(echo_roundtrip(fd.get(), 1000));
+}
