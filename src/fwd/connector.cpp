@@ -7,9 +7,14 @@
 // Under seccomp (src/ns/sandbox.cpp), the daemon's side: a request out, a socket back; the
 // destructor reaps the child.
 // #syscalls: sendto recvmsg wait4
+// The child's own filter (ns::confine_connector): requests in, sockets created, connected and
+// passed back; and the SIGSYS handler's calls.
+// #syscalls:connector recvfrom socket connect sendmsg close exit_group exit restart_syscall
+// #syscalls:connector write rt_sigaction rt_sigprocmask rt_sigreturn tgkill getpid gettid
 
 #include "common/fd_passing.hpp"
 #include "ns/join.hpp"
+#include "ns/sandbox.hpp"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -66,6 +71,9 @@ void send_reply(int sock, uint64_t seq, int err, int fd) {
   close_all_but(sock);
   ::prctl(PR_SET_NAME, "slirpnetd-conn");
   if (!ns::join_namespaces({netns, userns})) ::_exit(1);
+  // It keeps what it needs (the socketpair, the target's network namespace) and gives up the rest:
+  // the host's filesystem, capabilities, every system call but a few.
+  if (!ns::confine_connector()) ::_exit(1);
   for (;;) {
     Request req{};
     const ssize_t n = ::recv(sock, &req, sizeof req, 0);

@@ -99,7 +99,9 @@ bool bind_escaped_resolv_conf(const std::string& root) {
   return true;
 }
 
-bool drop_caps_except_net_bind_service() {
+// no_new_privs, then every capability but those in `keep` (a mask of CAP_* bits < 32) dropped:
+// ambient, bounding set (needs CAP_SETPCAP: skipped without it), effective, permitted, inheritable.
+bool drop_caps(uint32_t keep) {
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
     std::fprintf(stderr, "prctl(PR_SET_NO_NEW_PRIVS)\n");
     return false;
@@ -109,9 +111,10 @@ bool drop_caps_except_net_bind_service() {
     return false;
   }
   for (int cap = 0;; ++cap) {
-    if (cap == CAP_NET_BIND_SERVICE) continue;
+    if (cap < 32 && (keep & (1u << cap))) continue;
     if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
       if (errno == EINVAL) break;  // past the last capability this kernel knows
+      if (errno == EPERM && keep == 0) break;  // no CAP_SETPCAP: nothing to drop it from either
       std::fprintf(stderr, "prctl(PR_CAPBSET_DROP)\n");
       return false;
     }
@@ -119,11 +122,27 @@ bool drop_caps_except_net_bind_service() {
   // Raw capset(2): libcap is not one of our dependencies.
   __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
-  data[0].effective = data[0].permitted = data[0].inheritable = 1u << CAP_NET_BIND_SERVICE;
+  data[0].effective = data[0].permitted = data[0].inheritable = keep;
   if (::syscall(SYS_capset, &hdr, data) < 0) {
     std::fprintf(stderr, "capset(0)\n");
     return false;
   }
+  return true;
+}
+
+bool drop_caps_except_net_bind_service() { return drop_caps(1u << CAP_NET_BIND_SERVICE); }
+
+// A new mount namespace whose root is an empty, read-only tmpfs. Without the privilege for a
+// mount namespace (an unprivileged caller in its own user namespace), a new user namespace
+// provides it. False (errno set) if that is impossible too.
+bool pivot_to_empty_root() {
+  if (::unshare(CLONE_NEWNS) < 0 && (errno != EPERM || ::unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)) return false;
+  if (::mount("", "/", "", MS_PRIVATE | MS_REC, nullptr) < 0) return false;
+  if (::mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555") < 0) return false;
+  if (::chdir("/tmp") < 0 || ::syscall(SYS_pivot_root, ".", ".") < 0) return false;
+  // pivot_root(".", "."): the old root is stacked on the new one; detaching it leaves the tmpfs.
+  if (::umount2(".", MNT_DETACH) < 0 || ::chdir("/") < 0) return false;
+  ::mount("tmpfs", "/", "tmpfs", MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
   return true;
 }
 
@@ -148,6 +167,8 @@ bool drop_caps_except_net_bind_service() {
 
 constexpr const char* kAllowed[] = {SLIRPNETD_SYSCALLS};
 constexpr const char* kAllowedSanitizer[] = {SLIRPNETD_SYSCALLS_SANITIZER nullptr};
+// The splice connector's own, much shorter list (`#syscalls:connector` in src/fwd/connector.cpp).
+constexpr const char* kAllowedConnector[] = {SLIRPNETD_SYSCALLS_CONNECTOR nullptr};
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 constexpr bool kSanitizer = true;
@@ -272,8 +293,12 @@ bool create_sandbox() {
   return drop_caps_except_net_bind_service();
 }
 
-bool enable_seccomp() {
-  // Sanitizer runtimes make calls of their own (LSan's exit-time leak check forks and ptraces):
+namespace {
+
+enum class Filter { Daemon, Connector };
+
+bool load_filter(Filter which) {
+  // Sanitizer runtimes make calls of their own (LSan's exit-time check forks and ptraces):
   // those builds only log what is not listed (SECCOMP_RET_LOG) instead of dying.
   std::unique_ptr<void, SeccompRelease> ctx(seccomp_init(kSanitizer ? SCMP_ACT_LOG : SCMP_ACT_TRAP));
   if (!ctx) {
@@ -304,18 +329,23 @@ bool enable_seccomp() {
     allowed += std::string(" ") + name;
     return true;
   };
-  for (const char* name : kAllowed)
-    if (!allow(name)) return false;
-  if (kSanitizer)
-    for (size_t i = 0; kAllowedSanitizer[i] != nullptr; ++i)
-      if (!allow(kAllowedSanitizer[i])) return false;
-  if (seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-                       SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)) < 0 ||
-      seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) < 0) {
-    std::fprintf(stderr, "seccomp: cannot add the rules for clone and clone3\n");
-    return false;
+  if (which == Filter::Connector) {
+    for (size_t i = 0; kAllowedConnector[i] != nullptr; ++i)
+      if (!allow(kAllowedConnector[i])) return false;
+  } else {
+    for (const char* name : kAllowed)
+      if (!allow(name)) return false;
+    if (kSanitizer)
+      for (size_t i = 0; kAllowedSanitizer[i] != nullptr; ++i)
+        if (!allow(kAllowedSanitizer[i])) return false;
+    if (seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                         SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)) < 0 ||
+        seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) < 0) {
+      std::fprintf(stderr, "seccomp: cannot add the rules for clone and clone3\n");
+      return false;
+    }
+    allowed += " clone(CLONE_THREAD)";
   }
-  allowed += " clone(CLONE_THREAD)";
   if (!unknown.empty())
     std::fprintf(stderr, "seccomp: WARNING: libseccomp does not know these system calls:%s\n", unknown.c_str());
 
@@ -339,9 +369,22 @@ bool enable_seccomp() {
                  rc < 0 ? std::strerror(-rc) : ("cannot sync thread " + std::to_string(rc)).c_str());
     return false;
   }
-  std::printf("seccomp: The following syscalls are allowed:%s\n", allowed.c_str());
-  std::fflush(stdout);
+  if (which == Filter::Daemon) {
+    std::printf("seccomp: The following syscalls are allowed:%s\n", allowed.c_str());
+    std::fflush(stdout);
+  }
   return true;
+}
+
+}  // namespace
+
+bool enable_seccomp() { return load_filter(Filter::Daemon); }
+
+bool confine_connector() {
+  if (!pivot_to_empty_root())
+    std::fprintf(stderr, "connector: WARNING: cannot move to an empty root: %s\n", std::strerror(errno));
+  if (!drop_caps(0)) return false;
+  return load_filter(Filter::Connector);
 }
 
 }  // namespace slirpnetd::ns

@@ -20,5 +20,10 @@ bool create_sandbox();
 // line naming it on stderr and kills the process with SIGSYS. Prints the list on stdout, as
 // slirp4netns prints its deny-list. Returns false after printing the error.
 bool enable_seccomp();
+// For the splice connector child, after it joined the target's namespaces: an empty read-only
+// root (a new mount namespace; best effort: a warning if impossible), every capability dropped,
+// no_new_privs, and a seccomp allow-list of the few calls it makes (`#syscalls:connector`).
+// Returns false after printing the error.
+bool confine_connector();
 
 }  // namespace slirpnetd::ns
