@@ -96,7 +96,7 @@ fi
 
 # The integration tests once more with every daemon under the seccomp allow-list
 # (SLIRPNETD_TEST_SECCOMP=1, see tests/integration/lib.sh): a system call missing from the
-# sources' #syscalls lines kills the daemon with a log line, and the test fails. About a minute.
+# sources' #syscalls lines kills the daemon with a log line, and the test fails. About two minutes.
 echo
 echo "======== seccomp: integration tests with --enable-seccomp ($BUILD)"
 t0=$SECONDS
