@@ -13,7 +13,7 @@ PACKAGES=(
   libslirp-dev libglib2.0-dev libconcurrentqueue-dev libreaderwriterqueue-dev libspdlog-dev
   libfmt-dev libcli11-dev rapidjson-dev catch2 libseccomp-dev
   # integration tests, benchmark and demo
-  iproute2 iputils-ping iperf3 ncat socat python3 jq udhcpc util-linux iptables libnetfilter-queue-dev
+  iproute2 iputils-ping iperf3 ncat socat python3 jq udhcpc util-linux iptables libnetfilter-queue-dev strace
   # the reference implementation, for comparisons
   slirp4netns
   # real clients run by t_rootlesskit.sh and t_podman.sh: RootlessKit, rootless Podman with

@@ -1,13 +1,21 @@
 // ctl/api_server.cpp: see api_server.hpp.
 #include "ctl/api_server.hpp"
 
+// Under seccomp (src/ns/sandbox.cpp): the control thread; at stop(), removing the socket file
+// (unlinkat) or waiting for the helper that does (wait4).
+// #syscalls: poll accept4 recvfrom sendto shutdown read write eventfd2 newfstatat unlinkat wait4
+
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -47,6 +55,33 @@ bool socket_is_live(const std::string& path) {
   if (err == ECONNREFUSED || err == ENOENT) return false;
   throw std::runtime_error("api_bindlisten: " + path + ": cannot tell whether the socket is in use: " +
                            std::strerror(err));
+}
+
+// The removal helper (see move_removal_to_helper()): it has only the directory fd and the
+// pipe's read end; it waits for EOF, then removes `name` if it is still (dev, ino).
+[[noreturn]] void removal_helper(int dir_fd, int pipe_fd, const std::string& name, dev_t dev, ino_t ino) {
+  // Not debuggable by the sandboxed daemon (same uid): ptrace would need CAP_SYS_PTRACE.
+  ::prctl(PR_SET_DUMPABLE, 0);
+  ::prctl(PR_SET_NAME, "slirpnetd-unlink");
+  // A terminal's SIGINT reaches the whole process group: the daemon decides when to stop.
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) ::signal(sig, SIG_IGN);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  // Every other fd goes (the TAP, the ready-fd, stdout/stderr pipes a caller may wait on).
+  const int lo = std::min(dir_fd, pipe_fd), hi = std::max(dir_fd, pipe_fd);
+  if (lo > 0) ::syscall(SYS_close_range, 0u, static_cast<unsigned>(lo - 1), 0u);
+  if (hi > lo + 1) ::syscall(SYS_close_range, static_cast<unsigned>(lo + 1), static_cast<unsigned>(hi - 1), 0u);
+  ::syscall(SYS_close_range, static_cast<unsigned>(hi + 1), ~0u, 0u);
+  char buf[16];
+  for (;;) {
+    const ssize_t n = ::read(pipe_fd, buf, sizeof buf);
+    if (n == 0 || (n < 0 && errno != EINTR)) break;
+  }
+  struct stat st {};
+  if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == dev && st.st_ino == ino)
+    ::unlinkat(dir_fd, name.c_str(), 0);
+  ::_exit(0);
 }
 
 }  // namespace
@@ -129,6 +164,28 @@ void ApiServer::bind_and_listen() {
   listen_fd_ = std::move(fd);
 }
 
+bool ApiServer::move_removal_to_helper() {
+  if (!dir_fd_ || helper_pid_ > 0) return true;
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) < 0) {
+    if (opts_.log != nullptr) std::fprintf(opts_.log, "api: pipe2: %s\n", std::strerror(errno));
+    return false;
+  }
+  UniqueFd r(p[0]), w(p[1]);
+  std::fflush(nullptr);
+  // Raw clone (fork semantics), as for the TAP child (ns/tap.cpp): no TSan runtime thread.
+  const pid_t pid = static_cast<pid_t>(::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+  if (pid < 0) {
+    if (opts_.log != nullptr) std::fprintf(opts_.log, "api: fork: %s\n", std::strerror(errno));
+    return false;
+  }
+  if (pid == 0) removal_helper(dir_fd_.get(), r.get(), name_, file_dev_, file_ino_);
+  helper_pid_ = pid;
+  helper_pipe_ = std::move(w);
+  dir_fd_.reset();
+  return true;
+}
+
 void ApiServer::start(Backend& backend) {
   if (!listen_fd_) throw std::logic_error("ApiServer::start() without a successful bind_and_listen()");
   if (api_) throw std::logic_error("ApiServer::start() called twice");
@@ -141,8 +198,8 @@ void ApiServer::start(Backend& backend) {
     }
   });
   // Named from here, not from the thread itself: naming another thread writes /proc/.../comm,
-  // while a thread naming itself calls prctl(PR_SET_NAME), which the seccomp filter (loaded right
-  // after start() returns) kills the process for.
+  // while a thread naming itself calls prctl(PR_SET_NAME), which the seccomp filter (inherited by
+  // the thread) kills the process for.
   pthread_setname_np(thread_.native_handle(), "slirpnetd-ctl");
 }
 
@@ -159,6 +216,13 @@ void ApiServer::stop() {
 }
 
 void ApiServer::remove_socket_file() {
+  if (helper_pid_ > 0) {
+    helper_pipe_.reset();  // EOF: the helper removes the file and exits
+    int status;
+    while (::waitpid(helper_pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    helper_pid_ = -1;
+  }
   if (!dir_fd_) return;
   // Only the file we created: if it was replaced meanwhile, it is someone else's.
   struct stat st {};

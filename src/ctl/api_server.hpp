@@ -74,6 +74,14 @@ class ApiServer {
   // Call it on the main thread before the sandbox (it needs the socket's directory).
   void bind_and_listen();
 
+  // For --enable-sandbox, before the sandbox is created (and while the process has one thread):
+  // hands the removal of the socket file to a small helper process and closes our directory fd,
+  // which would otherwise survive pivot_root and let `openat(dir_fd, "..")` reach the host's
+  // filesystem. The helper keeps the directory fd, waits for this process to close a pipe (stop(),
+  // or its death) and then removes the file if it is still the one we created. Returns false after
+  // printing why (to opts.log); the daemon then cannot start.
+  bool move_removal_to_helper();
+
   // Creates the Api (the hostfwd table, empty) on `backend` and starts the control thread, which
   // serves requests from then on (connections made earlier wait in the backlog). `backend` must
   // outlive stop(). Throws std::logic_error without a successful bind_and_listen() or when called
@@ -81,9 +89,9 @@ class ApiServer {
   void start(Backend& backend);
 
   // Stops and joins the control thread (clients in progress are dropped), closes the listen
-  // socket and removes the socket file, through a directory fd opened by bind_and_listen() so
-  // that removal still works after the daemon has pivot_root()ed into its sandbox. The file is
-  // removed only if it is still the one we created. Idempotent; the server cannot be restarted.
+  // socket and removes the socket file: through a directory fd opened by bind_and_listen(), or,
+  // after move_removal_to_helper(), by the helper, which it waits for. The file is removed only
+  // if it is still the one we created. Idempotent; the server cannot be restarted.
   void stop();
 
   // The request handler, after start(); read it only from the control thread or after stop().
@@ -111,7 +119,9 @@ class ApiServer {
 
   UniqueFd listen_fd_;
   UniqueFd stop_fd_;    // eventfd: written by stop(), polled by the control thread
-  UniqueFd dir_fd_;     // O_PATH fd of the socket's directory, for unlinkat()
+  UniqueFd dir_fd_;     // O_PATH fd of the socket's directory, for unlinkat() (until handed over)
+  UniqueFd helper_pipe_;  // write end: closing it tells the helper to remove the file
+  pid_t helper_pid_ = -1;
   std::string name_;    // the socket's name in that directory
   dev_t file_dev_ = 0;  // identity of the file bind_and_listen() created
   ino_t file_ino_ = 0;

@@ -1,14 +1,18 @@
 // Start-up order (each step can fail with slirp4netns's messages and exit status 1):
 //   parse -> network config -> TAP via a namespace child (no thread exists yet) -> banner
 //   -> sandbox: join userns -> API socket bound -> sandbox: mount ns, pivot_root, caps
-//   -> signals blocked (every thread inherits the mask) -> slirp thread (slirp_new)
-//   -> TAP writer, TAP reader, control thread -> seccomp (TSYNC: all threads) -> ready-fd
+//   -> signals blocked and seccomp loaded (every thread inherits both) -> slirp thread (slirp_new)
+//   -> TAP writer, TAP reader, control thread -> ready-fd
 // then the main thread supervises: exit-fd, SIGTERM/SIGINT/SIGHUP, the target process exiting,
 // and the TAP going away all end the daemon with status 0 after an orderly stop.
 // Splice forwarding (src/fwd), with --splice: its connector child is forked right after the TAP
 // child, while we are still single-threaded, and joins the target's namespaces; the forwarder's
 // threads start with the pipeline's.
 #include "daemon/daemon.hpp"
+
+// Under seccomp (src/ns/sandbox.cpp), the main thread after the filter: supervision (poll, the
+// signalfd, the ready-fd), the pipeline's eventfds.
+// #syscalls: poll read write eventfd2
 
 #include <fcntl.h>
 #include <poll.h>
@@ -17,6 +21,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -136,6 +141,15 @@ std::unique_ptr<fwd::Connector> start_connector(const config::Options& opts) {
   return c;
 }
 
+// Every fd we may need is available from the start: the soft RLIMIT_NOFILE goes up to the hard
+// one (1024 by default otherwise, about 170 splice connections). Nothing here uses select(2).
+void raise_fd_limit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+  rl.rlim_cur = rl.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) spdlog::warn("setrlimit(RLIMIT_NOFILE): {}", std::strerror(errno));
+}
+
 }  // namespace
 
 int run(int argc, char* argv[]) {
@@ -152,6 +166,7 @@ int serve(const config::Options& opts, const Hooks& hooks) {
 
   init_logging();
   ::signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
 
   // Watch the target process in pid mode: when it exits, the container is gone.
   UniqueFd target_pidfd;
@@ -180,6 +195,9 @@ int serve(const config::Options& opts, const Hooks& hooks) {
     api = ctl::ApiServer::bind(opts.api_socket, *net);
     if (!api) return do_slirp_failed();
   }
+  // No fd of a directory outside the sandbox may survive pivot_root: the socket file's removal
+  // goes to a helper that stays outside.
+  if (api && opts.enable_sandbox && !api->move_removal_to_helper()) return do_slirp_failed();
   if (opts.enable_sandbox && !ns::create_sandbox()) {
     std::fprintf(stderr, "create_sandbox failed\n");
     return do_slirp_failed();
@@ -192,6 +210,13 @@ int serve(const config::Options& opts, const Hooks& hooks) {
   sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   UniqueFd sigfd(::signalfd(-1, &stop_signals, SFD_NONBLOCK | SFD_CLOEXEC));
+
+  // The filter goes on now, while this is the only thread: every thread started below inherits
+  // it, so no frame and no API request is ever handled unfiltered.
+  if (opts.enable_seccomp && !ns::enable_seccomp()) {
+    std::fprintf(stderr, "enable_seccomp failed\n");
+    return do_slirp_failed();
+  }
 
   // Offloads: with a virtio-net header the guest may send 64 KiB TCP segments (TSO) and partial
   // checksums; a TAP without IFF_VNET_HDR (--offload=off, an inherited tapfd, BESS) gets none.
@@ -237,11 +262,6 @@ int serve(const config::Options& opts, const Hooks& hooks) {
   backend.set_forwarder(forwarder.get());
   if (api) api->start(backend);
 
-  if (opts.enable_seccomp && !ns::enable_seccomp()) {
-    std::fprintf(stderr, "enable_seccomp failed\n");
-    if (api) api->stop();  // the control thread uses `backend`, destroyed first on return
-    return do_slirp_failed();
-  }
   bool ready = true;
   if (hooks.on_ready) ready = hooks.on_ready(backend, *net);
   if (ready) write_ready(opts.ready_fd);

@@ -3,9 +3,11 @@
 #include <netinet/in.h>
 
 #include <cerrno>
-#include <future>
+#include <functional>
 #include <memory>
 #include <string>
+
+#include "common/bounded_call.hpp"
 
 namespace slirpnetd::daemon {
 
@@ -25,22 +27,18 @@ int flags_for(const ctl::Hostfwd& fwd) {
   return flags;
 }
 
-// Runs `op` on the slirp thread and waits for its result (0 or -errno).
+// Runs `op` on the slirp thread and waits for its result (0 or -errno). A command still queued
+// when the wait times out is cancelled: it never runs (see common/bounded_call.hpp).
 template <typename Op>
 int call(slirp::SlirpThread& thread, Op op) {
-  auto done = std::make_shared<std::promise<int>>();
-  auto result = done->get_future();
-  thread.post([done, op](Slirp* s) {
-    errno = 0;
-    const int rc = op(s);
-    done->set_value(rc == 0 ? 0 : -(errno ? errno : EIO));
-  });
-  if (result.wait_for(SlirpBackend::kTimeout) != std::future_status::ready) return -ETIMEDOUT;
-  try {
-    return result.get();
-  } catch (const std::future_error&) {  // the slirp thread stopped before running it
-    return -ECANCELED;
-  }
+  return bounded_call<Slirp*>(
+      [&thread](std::function<void(Slirp*)> fn) { thread.post(std::move(fn)); },
+      [op](Slirp* s) {
+        errno = 0;
+        const int rc = op(s);
+        return rc == 0 ? 0 : -(errno ? errno : EIO);
+      },
+      SlirpBackend::kTimeout);
 }
 
 }  // namespace
@@ -85,7 +83,8 @@ std::string SlirpBackend::stats_json() {
             R"(,"active":)" + std::to_string(f.active.load()) + R"(,"bytes_in":)" +
             std::to_string(f.bytes_in.load()) + R"(,"bytes_out":)" + std::to_string(f.bytes_out.load()) +
             R"(,"udp_flows":)" + std::to_string(f.udp_flows.load()) + R"(,"udp_dropped":)" +
-            std::to_string(f.udp_dropped.load()) + "}}";
+            std::to_string(f.udp_dropped.load()) + R"(,"udp_evicted":)" + std::to_string(f.udp_evicted.load()) + R"(,"accept_paused":)" + std::to_string(f.accept_paused.load()) +
+            R"(,"idle_closed":)" + std::to_string(f.idle_closed.load()) + "}}";
   }
   return json;
 }

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -26,8 +27,9 @@ namespace slirpnetd::fwd {
 class Connector {
  public:
   // Empty paths: stay in that namespace (the tests use this). Returns null after printing the
-  // error to stderr.
-  static std::unique_ptr<Connector> start(const std::string& netns_path, const std::string& userns_path);
+  // error to stderr. connect() waits at most `timeout_ms` for the child's answer.
+  static std::unique_ptr<Connector> start(const std::string& netns_path, const std::string& userns_path,
+                                          int timeout_ms = 2000);
   ~Connector();  // closes the socket (the child exits on EOF) and reaps the child
   Connector(const Connector&) = delete;
   Connector& operator=(const Connector&) = delete;
@@ -36,6 +38,7 @@ class Connector {
   // has started (completion: writable, then SO_ERROR). An unspecified address (0.0.0.0, ::) means
   // that family's loopback. Returns 0 or -errno (from socket(), connect(), or the round trip).
   // type SOCK_DGRAM: a UDP socket connected to `to` (connect() completes at once).
+  // -ETIMEDOUT if the child did not answer in time (its late answer is discarded later).
   int connect(const sockaddr_storage& to, socklen_t len, UniqueFd& out, int type = SOCK_STREAM);
 
   pid_t pid() const { return pid_; }
@@ -43,6 +46,7 @@ class Connector {
  private:
   Connector(UniqueFd sock, pid_t pid) : sock_(std::move(sock)), pid_(pid) {}
   std::mutex mu_;
+  uint64_t seq_ = 0;  // guarded by mu_
   UniqueFd sock_;
   pid_t pid_;
 };

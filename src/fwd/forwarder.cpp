@@ -12,12 +12,21 @@
 // see forwarder.hpp for why splice(2) does not apply.
 #include "fwd/forwarder.hpp"
 
+#include "common/bounded_call.hpp"
+
+// Under seccomp (src/ns/sandbox.cpp): the workers, constructed after the filter is on.
+// #syscalls: epoll_create1 epoll_ctl epoll_wait eventfd2 read write prlimit64
+// #syscalls: socket setsockopt getsockopt bind listen accept4 getsockname shutdown
+// #syscalls: splice pipe2 fcntl sendto recvfrom
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -36,6 +45,18 @@ namespace {
 enum Tag : uintptr_t { kWake = 0, kListener = 1, kClient = 2, kInner = 3, kUdpHost = 4, kUdpFlow = 5 };
 constexpr uintptr_t kTagMask = 7;
 constexpr int kUdpBatch = 64;  // datagrams per readiness event, so one busy socket cannot starve the rest
+constexpr auto kAcceptPause = std::chrono::milliseconds(100);
+constexpr int kFdsPerConn = 6;  // client, inner, two pipes
+
+// The client "source" UDP flows are counted by: an IPv4 address, or an IPv6 /64.
+std::string source_of(const sockaddr_storage& a) {
+  if (a.ss_family == AF_INET6)
+    return std::string("6") + std::string(reinterpret_cast<const char*>(&reinterpret_cast<const sockaddr_in6&>(a).sin6_addr), 8);
+  return std::string("4") + std::string(reinterpret_cast<const char*>(&reinterpret_cast<const sockaddr_in&>(a).sin_addr), 4);
+}
+
+// Errors that mean "no fd or memory for now": worth a pause, not a retry at once.
+bool out_of_fds(int err) { return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM; }
 
 uint64_t tagged(const void* p, Tag t) { return reinterpret_cast<uintptr_t>(p) | t; }
 
@@ -64,19 +85,35 @@ void abort_close(UniqueFd& fd) {
   fd.reset();
 }
 
+// A pipe starts at the kernel's default size (64 KiB) and grows to ForwarderOptions::pipe_bytes
+// once kBulkBytes went through it: pipe buffers are charged to the user's pipe-user-pages-soft
+// (16384 pages by default, shared by all the user's processes), which 1 MiB pipes in both
+// directions of every connection would exhaust at about 32 connections.
+constexpr size_t kBulkBytes = 4u << 20;
+
 struct Pipe {
   UniqueFd r, w;
   size_t cap = 0;
   size_t bytes = 0;  // in the pipe now
-  bool open(int want) {
+  size_t want = 0;   // the size to grow to
+  uint64_t moved = 0;
+  bool open(int want_bytes) {
     int p[2];
     if (::pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) return false;
     r.reset(p[0]);
     w.reset(p[1]);
-    int got = ::fcntl(p[1], F_SETPIPE_SZ, want);
-    if (got < 0) got = ::fcntl(p[1], F_GETPIPE_SZ);
-    cap = got > 0 ? static_cast<size_t>(got) : 65536;
+    const int got = ::fcntl(p[1], F_GETPIPE_SZ);
+    cap = got > 0 ? static_cast<size_t>(got) : 4096;
+    want = want_bytes > 0 ? static_cast<size_t>(want_bytes) : 0;
     return true;
+  }
+  // After `n` more bytes: a bulk flow gets the bigger pipe (best effort: the quota may say no).
+  void note_moved(size_t n) {
+    moved += n;
+    if (want <= cap || moved < kBulkBytes) return;
+    const int got = ::fcntl(w.get(), F_SETPIPE_SZ, static_cast<int>(want));
+    if (got > 0) cap = static_cast<size_t>(got);
+    want = 0;  // one attempt
   }
 };
 
@@ -107,6 +144,7 @@ bool pump(int src, int dst, Direction& d, std::atomic<uint64_t>& counter) {
       if (n > 0) {
         d.pipe.bytes -= static_cast<size_t>(n);
         counter.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+        d.pipe.note_moved(static_cast<size_t>(n));
         progress = true;
       } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
         return false;
@@ -125,6 +163,7 @@ bool pump(int src, int dst, Direction& d, std::atomic<uint64_t>& counter) {
 
 struct Forwarder::Listener {
   UniqueFd fd;
+  bool paused = false;  // out of the epoll set until Worker::resume_at (worker 0)
   sockaddr_storage host{};
   sockaddr_storage guest{};
   socklen_t guest_len = 0;
@@ -137,6 +176,9 @@ struct Forwarder::Flow {
   sockaddr_storage client{};
   socklen_t client_len = 0;
   std::chrono::steady_clock::time_point last;  // last datagram either way
+  std::string key;                             // in fwd->flows
+  std::string source;                          // in udp_per_source_
+  std::list<Flow*>::iterator lru;              // in udp_lru_
 };
 
 struct Forwarder::UdpForward {
@@ -148,9 +190,15 @@ struct Forwarder::UdpForward {
 };
 
 struct Forwarder::Conn {
+  explicit Conn(std::atomic<uint64_t>& open) : open_count(open) { open_count.fetch_add(1, std::memory_order_relaxed); }
+  ~Conn() { open_count.fetch_sub(1, std::memory_order_relaxed); }
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+  std::atomic<uint64_t>& open_count;  // Forwarder::open_conns_
   UniqueFd client, inner;
   bool connected = false;
   bool dead = false;
+  std::chrono::steady_clock::time_point last;  // last event on either socket
   std::vector<uint8_t> header;  // PROXY v2, sent once connected
   Direction up;                 // client -> inner
   Direction down;               // inner -> client
@@ -171,7 +219,11 @@ struct Forwarder::Worker {
   std::vector<std::unique_ptr<Listener>> dead_listeners;
   std::vector<std::unique_ptr<UdpForward>> udp;  // worker 0 only
   std::vector<std::unique_ptr<UdpForward>> dead_udp;
-  std::chrono::steady_clock::time_point next_expiry{};
+  std::vector<std::unique_ptr<Flow>> dead_flows;  // worker 0 only
+  std::chrono::steady_clock::time_point next_expiry{};       // UDP flows (worker 0)
+  std::chrono::steady_clock::time_point next_idle_check{};   // TCP connections
+  std::chrono::steady_clock::time_point resume_at{};         // paused listeners (worker 0)
+  bool listeners_paused = false;
 
   void post(std::function<void()> fn) {
     {
@@ -213,6 +265,7 @@ struct Forwarder::Worker {
       return;
     }
     stats.active.fetch_add(1, std::memory_order_relaxed);
+    c->last = std::chrono::steady_clock::now();
     conns.emplace(c.get(), std::move(c));
   }
 
@@ -235,6 +288,7 @@ struct Forwarder::Worker {
 
   void on_conn(Conn& c, Tag side, uint32_t events, ForwarderStats& stats) {
     if (c.dead) return;
+    c.last = std::chrono::steady_clock::now();
     if (!c.connected) {
       if (side != kInner) return;  // the client's bytes wait in its socket until then
       int err = 0;
@@ -265,6 +319,15 @@ struct Forwarder::Worker {
 };
 
 Forwarder::Forwarder(Connector& connector, ForwarderOptions opts) : connector_(connector), opts_(opts) {
+  udp_source_cap_ = opts_.udp_max_flows_per_source > 0 ? opts_.udp_max_flows_per_source
+                                                       : std::max(1, opts_.udp_max_flows / 8);
+  max_conns_ = opts_.max_conns;
+  if (max_conns_ <= 0) {
+    rlimit rl{};
+    const rlim_t soft = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+    const rlim_t cap = std::min<rlim_t>(soft, 1 << 24) / 2 / kFdsPerConn;
+    max_conns_ = static_cast<int>(std::max<rlim_t>(cap, 16));
+  }
   const int n = opts_.threads > 0 ? opts_.threads : 1;
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>();
@@ -276,10 +339,17 @@ Forwarder::Forwarder(Connector& connector, ForwarderOptions opts) : connector_(c
     Worker* w = wp.get();
     w->thread = std::thread([this, w] {
       epoll_event evs[64];
+      const bool owner = w == workers_.front().get();
+      const int idle_check_ms = std::clamp(opts_.conn_idle_ms / 8, 100, 30'000);
       while (!w->stopping.load(std::memory_order_acquire)) {
-        // With UDP flows open, wake at least once a second to close the idle ones.
-        const bool flows = w == workers_.front().get() && stats_.udp_flows.load(std::memory_order_relaxed) > 0;
-        const int ready = ::epoll_wait(w->epoll.get(), evs, 64, flows ? 1000 : -1);
+        // With UDP flows open, wake at least once a second to close the idle ones; with TCP
+        // connections, every idle_check_ms; with listeners paused, when they resume.
+        const bool flows = owner && stats_.udp_flows.load(std::memory_order_relaxed) > 0;
+        int timeout = flows ? 1000 : -1;
+        const auto wake_in = [&timeout](int ms) { timeout = timeout < 0 ? ms : std::min(timeout, ms); };
+        if (!w->conns.empty()) wake_in(idle_check_ms);
+        if (w->listeners_paused) wake_in(static_cast<int>(kAcceptPause.count()));
+        const int ready = ::epoll_wait(w->epoll.get(), evs, 64, timeout);
         for (int i = 0; i < ready; ++i) {
           const uintptr_t v = evs[i].data.u64;
           const auto tag = static_cast<Tag>(v & kTagMask);
@@ -298,7 +368,10 @@ Forwarder::Forwarder(Connector& connector, ForwarderOptions opts) : connector_(c
         w->dead_conns.clear();
         w->dead_listeners.clear();
         w->dead_udp.clear();
+        w->dead_flows.clear();
         if (flows) udp_expire(*w);
+        if (!w->conns.empty()) close_idle(*w);
+        if (w->listeners_paused) resume_listeners(*w);
       }
     });
   }
@@ -343,11 +416,9 @@ int Forwarder::add(const sockaddr_storage& host, socklen_t host_len, const socka
 
 int Forwarder::call_on_owner(std::function<int(Worker&)> task) {
   Worker* w0 = workers_.front().get();
-  auto done = std::make_shared<std::promise<int>>();
-  auto result = done->get_future();
-  w0->post([w0, done, task = std::move(task)] { done->set_value(task(*w0)); });
-  if (result.wait_for(std::chrono::seconds(5)) != std::future_status::ready) return -ETIMEDOUT;
-  return result.get();
+  return bounded_call<>([w0](std::function<void()> fn) { w0->post(std::move(fn)); },
+                        [w0, task = std::move(task)] { return task(*w0); },
+                        std::chrono::milliseconds(opts_.command_timeout_ms));
 }
 
 int Forwarder::remove(const sockaddr_storage& host, socklen_t host_len, bool udp) {
@@ -359,7 +430,11 @@ int Forwarder::remove(const sockaddr_storage& host, socklen_t host_len, bool udp
         // Closing removes the sockets from the epoll set; the structs live until the batch ends,
         // for events already returned in it (their closed fds make them no-ops).
         (*it)->fd.reset();
-        for (auto& [key, flow] : (*it)->flows) flow->inner.reset();
+        for (auto& [key, flow] : (*it)->flows) {
+          flow->inner.reset();
+          udp_lru_.erase(flow->lru);
+          if (--udp_per_source_[flow->source] == 0) udp_per_source_.erase(flow->source);
+        }
         stats_.udp_flows.fetch_sub((*it)->flows.size(), std::memory_order_relaxed);
         w0.dead_udp.push_back(std::move(*it));
         w0.udp.erase(it);
@@ -382,18 +457,32 @@ int Forwarder::remove(const sockaddr_storage& host, socklen_t host_len, bool udp
 
 void Forwarder::accept_all(Listener& l) {
   for (;;) {
+    if (open_conns_.load(std::memory_order_relaxed) >= static_cast<uint64_t>(max_conns_)) {
+      pause_listener(l);  // new clients wait in the backlog until connections close
+      return;
+    }
     sockaddr_storage peer{};
     socklen_t peer_len = sizeof peer;
     UniqueFd client(::accept4(l.fd.get(), reinterpret_cast<sockaddr*>(&peer), &peer_len,
                               SOCK_NONBLOCK | SOCK_CLOEXEC));
-    if (!client) return;  // EAGAIN, or an error the next event retries (EMFILE...)
+    if (!client) {
+      if (out_of_fds(errno)) pause_listener(l);
+      return;  // EAGAIN, or an error the next event retries (ECONNABORTED...)
+    }
     stats_.accepted.fetch_add(1, std::memory_order_relaxed);
-    auto c = std::make_shared<Conn>();
+    auto c = std::make_shared<Conn>(open_conns_);
     c->client = std::move(client);
-    if (connector_.connect(l.guest, l.guest_len, c->inner) != 0 || !c->up.pipe.open(opts_.pipe_bytes) ||
-        !c->down.pipe.open(opts_.pipe_bytes)) {
+    int err = connector_.connect(l.guest, l.guest_len, c->inner);
+    // The reply's fd is dropped by the kernel (MSG_CTRUNC) when we have none left: -EPROTO.
+    if (err == -EPROTO) err = -EMFILE;
+    if (err == 0 && (!c->up.pipe.open(opts_.pipe_bytes) || !c->down.pipe.open(opts_.pipe_bytes))) err = -errno;
+    if (err != 0) {
       stats_.connect_failed.fetch_add(1, std::memory_order_relaxed);
       abort_close(c->client);
+      if (out_of_fds(-err)) {
+        pause_listener(l);
+        return;
+      }
       continue;
     }
     if (l.proxy_protocol) {
@@ -405,6 +494,52 @@ void Forwarder::accept_all(Listener& l) {
     Worker* w = workers_[next_worker_.fetch_add(1, std::memory_order_relaxed) % workers_.size()].get();
     w->post([this, w, c] { w->adopt(c, stats_); });
   }
+}
+
+void Forwarder::pause_listener(Listener& l) {
+  Worker& w0 = *workers_.front();
+  if (l.paused || !l.fd) return;
+  ::epoll_ctl(w0.epoll.get(), EPOLL_CTL_DEL, l.fd.get(), nullptr);
+  l.paused = true;
+  w0.listeners_paused = true;
+  w0.resume_at = std::chrono::steady_clock::now() + kAcceptPause;
+  stats_.accept_paused.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Forwarder::resume_listeners(Worker& w0) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now < w0.resume_at) return;
+  if (open_conns_.load(std::memory_order_relaxed) >= static_cast<uint64_t>(max_conns_)) {
+    w0.resume_at = now + kAcceptPause;  // still at the cap
+    return;
+  }
+  w0.listeners_paused = false;
+  for (auto& l : w0.listeners) {
+    if (!l->paused) continue;
+    l->paused = false;
+    // Level-triggered: a queued connection wakes us at once, and accept_all() pauses again if
+    // there are still no fds.
+    if (w0.watch_in(l->fd.get(), tagged(l.get(), kListener)) != 0) {
+      l->paused = true;
+      w0.listeners_paused = true;
+      w0.resume_at = now + kAcceptPause;
+    }
+  }
+}
+
+void Forwarder::close_idle(Worker& w) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now < w.next_idle_check) return;
+  w.next_idle_check = now + std::chrono::milliseconds(std::clamp(opts_.conn_idle_ms / 8, 100, 30'000));
+  const auto idle = std::chrono::milliseconds(opts_.conn_idle_ms);
+  std::vector<Conn*> expired;
+  for (auto& [raw, conn] : w.conns)
+    if (now - conn->last >= idle) expired.push_back(raw);
+  for (Conn* c : expired) {
+    stats_.idle_closed.fetch_add(1, std::memory_order_relaxed);
+    w.close_conn(*c, true, stats_);
+  }
+  w.dead_conns.clear();
 }
 
 int Forwarder::add_udp(const sockaddr_storage& host, socklen_t host_len, const sockaddr_storage& guest,
@@ -442,9 +577,24 @@ void Forwarder::udp_from_clients(UdpForward& u) {
     const std::string key(reinterpret_cast<const char*>(&peer), peer_len);
     auto it = u.flows.find(key);
     if (it == u.flows.end()) {
-      if (stats_.udp_flows.load(std::memory_order_relaxed) >= static_cast<uint64_t>(opts_.udp_max_flows)) {
-        stats_.udp_dropped.fetch_add(1, std::memory_order_relaxed);
-        continue;
+      // Room for a new client: at its source's limit, its own least recently used flow goes;
+      // at the global limit, the least recently used of all.
+      std::string source = source_of(peer);
+      Flow* victim = nullptr;
+      const auto per_source = udp_per_source_.find(source);
+      if (per_source != udp_per_source_.end() && per_source->second >= udp_source_cap_) {
+        for (Flow* f : udp_lru_)
+          if (f->source == source) {
+            victim = f;
+            break;
+          }
+      } else if (!udp_lru_.empty() &&
+                 stats_.udp_flows.load(std::memory_order_relaxed) >= static_cast<uint64_t>(opts_.udp_max_flows)) {
+        victim = udp_lru_.front();
+      }
+      if (victim != nullptr) {  // never this client's (it has no flow on this forward)
+        udp_retire(*victim);
+        stats_.udp_evicted.fetch_add(1, std::memory_order_relaxed);
       }
       auto f = std::make_unique<Flow>();
       f->fwd = &u;
@@ -458,10 +608,14 @@ void Forwarder::udp_from_clients(UdpForward& u) {
       }
       stats_.accepted.fetch_add(1, std::memory_order_relaxed);
       stats_.udp_flows.fetch_add(1, std::memory_order_relaxed);
+      f->key = key;
+      f->source = std::move(source);
+      ++udp_per_source_[f->source];
+      f->lru = udp_lru_.insert(udp_lru_.end(), f.get());
       it = u.flows.emplace(key, std::move(f)).first;
     }
     Flow& f = *it->second;
-    f.last = std::chrono::steady_clock::now();
+    udp_touch(f);
     if (::send(f.inner.get(), udp_buf_.data(), static_cast<size_t>(n), MSG_DONTWAIT | MSG_NOSIGNAL) == n)
       stats_.bytes_in.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
     else  // a full buffer, or ECONNREFUSED left by an earlier datagram: dropped, as a router would
@@ -476,7 +630,7 @@ void Forwarder::udp_from_guest(Flow& f) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
       continue;  // ECONNREFUSED (ICMP port unreachable from the guest) or EINTR
     }
-    f.last = std::chrono::steady_clock::now();
+    udp_touch(f);
     if (f.fwd->fd && ::sendto(f.fwd->fd.get(), udp_buf_.data(), static_cast<size_t>(n), MSG_DONTWAIT | MSG_NOSIGNAL,
                               reinterpret_cast<const sockaddr*>(&f.client), f.client_len) == n)
       stats_.bytes_out.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
@@ -490,16 +644,24 @@ void Forwarder::udp_expire(Worker& w) {
   if (now < w.next_expiry) return;
   w.next_expiry = now + std::chrono::seconds(1);
   const auto idle = std::chrono::milliseconds(opts_.udp_idle_ms);
-  for (auto& u : w.udp) {
-    for (auto it = u->flows.begin(); it != u->flows.end();) {
-      if (now - it->second->last < idle) {
-        ++it;
-        continue;
-      }
-      it = u->flows.erase(it);  // closing the socket removes it from the epoll set
-      stats_.udp_flows.fetch_sub(1, std::memory_order_relaxed);
-    }
-  }
+  while (!udp_lru_.empty() && now - udp_lru_.front()->last >= idle) udp_retire(*udp_lru_.front());
+  w.dead_flows.clear();  // outside an epoll batch: no event can refer to them
+}
+
+void Forwarder::udp_touch(Flow& f) {
+  f.last = std::chrono::steady_clock::now();
+  udp_lru_.splice(udp_lru_.end(), udp_lru_, f.lru);
+}
+
+void Forwarder::udp_retire(Flow& f) {
+  Worker& w0 = *workers_.front();
+  udp_lru_.erase(f.lru);
+  if (--udp_per_source_[f.source] == 0) udp_per_source_.erase(f.source);
+  stats_.udp_flows.fetch_sub(1, std::memory_order_relaxed);
+  f.inner.reset();  // closing removes it from the epoll set; an event already returned is a no-op
+  auto it = f.fwd->flows.find(f.key);
+  w0.dead_flows.push_back(std::move(it->second));
+  f.fwd->flows.erase(it);
 }
 
 std::vector<uint8_t> proxy_v2_header(const sockaddr_storage& client, const sockaddr_storage& server) {

@@ -20,8 +20,15 @@
 // Datagrams go client -> host socket -> flow socket -> guest and back the same way, relayed with
 // recvfrom/send and recv/sendto: splice(2) moves a byte stream through a pipe and cannot keep
 // datagram boundaries or a peer address, so it does not apply to UDP. A flow is closed after
-// `udp_idle_ms` without a datagram either way; at most `udp_max_flows` exist per forwarder (a new
-// client's datagrams are dropped beyond that). Datagrams are dropped, never queued, when a socket
+// `udp_idle_ms` without a datagram either way; at most `udp_max_flows` exist per forwarder and
+// `udp_max_flows_per_source` per client address (IPv6: /64). A new client's flow beyond either
+// limit replaces the least recently used flow (of its own source, at the per-source limit), so
+// one sender with many source ports cannot lock the others out.
+//
+// Running out of fds. TCP connections are capped (max_conns) and reset after conn_idle_ms without
+// traffic. When accept() (or the connector's reply, or a pipe) fails for lack of fds, or the cap
+// is reached, the listener leaves the epoll set for 100 ms instead of waking worker 0 again at
+// once (a level-triggered listener with a queued connection would spin it at 100 % CPU). Datagrams are dropped, never queued, when a socket
 // buffer is full, as a router would.
 //
 // Sockets for an IPv6 host address are IPV6_V6ONLY (as the slirp path's are).
@@ -34,6 +41,9 @@
 #include <atomic>
 #include <functional>
 #include <cstddef>
+#include <list>
+#include <string>
+#include <unordered_map>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -44,9 +54,22 @@ namespace slirpnetd::fwd {
 
 struct ForwarderOptions {
   int threads = 2;
-  int pipe_bytes = 1 << 20;  // F_SETPIPE_SZ per direction (best effort; the default is 64 KiB)
+  // F_SETPIPE_SZ per direction once 4 MiB went through it (best effort); pipes start at the
+  // default size (64 KiB), as pipe buffers count against the user's pipe-user-pages-soft.
+  int pipe_bytes = 1 << 20;
   int udp_idle_ms = 60000;   // a UDP flow idle this long is closed (checked about once a second)
   int udp_max_flows = 1024;  // UDP flows, over all UDP forwards
+  // UDP flows per client source (an IPv4 address, an IPv6 /64); 0: udp_max_flows / 8. At either
+  // limit a new client's flow replaces the least recently used one (of that source at its limit).
+  int udp_max_flows_per_source = 0;
+  int command_timeout_ms = 5000;  // add()/remove() give up (-ETIMEDOUT, the command cancelled) after it
+  // TCP connections open at once (each costs 6 fds: client, inner, two pipes). Beyond it the
+  // listeners pause: new clients wait in the backlog. 0: a sixth of half the RLIMIT_NOFILE soft
+  // limit (at construction), so the forwarder alone never exhausts the daemon's fds.
+  int max_conns = 0;
+  // A TCP connection with no event either way for this long is reset. The default is RFC 5382's
+  // minimum for a NAT's established-connection timeout (2 h 4 min).
+  int conn_idle_ms = 7'440'000;
 };
 
 struct ForwarderStats {
@@ -56,7 +79,10 @@ struct ForwarderStats {
   std::atomic<uint64_t> bytes_in{0};   // client -> container
   std::atomic<uint64_t> bytes_out{0};  // container -> client
   std::atomic<uint64_t> udp_flows{0};  // UDP flows open now
-  std::atomic<uint64_t> udp_dropped{0};  // UDP datagrams dropped (flow cap, full buffers, errors)
+  std::atomic<uint64_t> udp_dropped{0};  // UDP datagrams dropped (full buffers, errors)
+  std::atomic<uint64_t> udp_evicted{0};  // UDP flows closed to make room for a new client's
+  std::atomic<uint64_t> accept_paused{0};  // listeners paused: out of fds (EMFILE...) or at max_conns
+  std::atomic<uint64_t> idle_closed{0};    // TCP connections reset after conn_idle_ms
 };
 
 class Forwarder {
@@ -87,20 +113,31 @@ class Forwarder {
   struct UdpForward;
   struct Flow;
   // Runs `task` on worker 0, the owner of the listeners and UDP forwards, and returns its result;
-  // -ETIMEDOUT if it has not run within 5 s.
+  // -ETIMEDOUT if it has not started within command_timeout_ms, and then it never runs.
   int call_on_owner(std::function<int(Worker&)> task);
   void accept_all(Listener& l);
+  void pause_listener(Listener& l);      // out of epoll for kAcceptPause (worker 0)
+  void resume_listeners(Worker& w0);
+  void close_idle(Worker& w);
   int add_udp(const sockaddr_storage& host, socklen_t host_len, const sockaddr_storage& guest, socklen_t guest_len);
   void udp_from_clients(UdpForward& u);  // host socket readable
   void udp_from_guest(Flow& f);          // flow socket readable
   void udp_expire(Worker& w);            // closes idle flows
+  void udp_retire(Flow& f);              // closes a flow; its struct lives until the batch ends
+  void udp_touch(Flow& f);               // most recently used
 
   Connector& connector_;
   const ForwarderOptions opts_;
   ForwarderStats stats_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<unsigned> next_worker_{0};
+  int max_conns_ = 0;                       // opts_.max_conns, resolved
+  std::atomic<uint64_t> open_conns_{0};     // accepted and not yet freed (counts those in transit)
   std::vector<char> udp_buf_ = std::vector<char>(65536);  // worker 0's relay buffer
+  // owner: worker 0. Every UDP flow, least recently used first, and the flows per source.
+  std::list<Flow*> udp_lru_;
+  std::unordered_map<std::string, int> udp_per_source_;
+  int udp_source_cap_ = 0;  // udp_max_flows_per_source, resolved
 };
 
 // The PROXY protocol v2 header for a TCP connection from `client` to `server` (same family).

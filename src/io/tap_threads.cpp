@@ -1,5 +1,9 @@
 #include "io/tap_threads.hpp"
 
+// Under seccomp (src/ns/sandbox.cpp): the TAP reader and writer; naming a thread from its creator
+// writes /proc/self/task/TID/comm, pinning it is sched_setaffinity.
+// #syscalls: read write poll eventfd2 openat sched_setaffinity
+
 #include "io/vnet.hpp"
 
 #include <poll.h>

@@ -1,5 +1,7 @@
 #include "io/waker.hpp"
 
+// #syscalls: read write poll eventfd2
+
 #include <sys/eventfd.h>
 
 #include <cstdint>

@@ -1,13 +1,16 @@
 // ns/sandbox.cpp: --enable-sandbox and --enable-seccomp, as slirp4netns's sandbox.c and
 // seccompfilter.c do them (spec §4 step 2, §5.1, §5.2), with two deliberate differences:
 //   - enter_userns_for_sandbox() honours --userns-path (slirp4netns issue #317);
-//   - the seccomp filter is loaded with TSYNC, because our threads already exist by then.
+//   - the seccomp filter is loaded before the daemon starts its first thread (so every thread
+//     inherits it), with TSYNC as well, in case a library started one of its own;
+//   - the filter is an allow-list (slirp4netns's is a deny-list): see "seccomp" below.
 #include "ns/sandbox.hpp"
 
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <sched.h>
 #include <seccomp.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -23,6 +26,7 @@
 #include <string>
 
 #include "common/unique_fd.hpp"
+#include "syscalls.inc"  // generated: SLIRPNETD_SYSCALLS, SLIRPNETD_SYSCALLS_SANITIZER
 
 namespace slirpnetd::ns {
 namespace {
@@ -95,7 +99,9 @@ bool bind_escaped_resolv_conf(const std::string& root) {
   return true;
 }
 
-bool drop_caps_except_net_bind_service() {
+// no_new_privs, then every capability but those in `keep` (a mask of CAP_* bits < 32) dropped:
+// ambient, bounding set (needs CAP_SETPCAP: skipped without it), effective, permitted, inheritable.
+bool drop_caps(uint32_t keep) {
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
     std::fprintf(stderr, "prctl(PR_SET_NO_NEW_PRIVS)\n");
     return false;
@@ -105,9 +111,10 @@ bool drop_caps_except_net_bind_service() {
     return false;
   }
   for (int cap = 0;; ++cap) {
-    if (cap == CAP_NET_BIND_SERVICE) continue;
+    if (cap < 32 && (keep & (1u << cap))) continue;
     if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
       if (errno == EINVAL) break;  // past the last capability this kernel knows
+      if (errno == EPERM && keep == 0) break;  // no CAP_SETPCAP: nothing to drop it from either
       std::fprintf(stderr, "prctl(PR_CAPBSET_DROP)\n");
       return false;
     }
@@ -115,7 +122,7 @@ bool drop_caps_except_net_bind_service() {
   // Raw capset(2): libcap is not one of our dependencies.
   __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
-  data[0].effective = data[0].permitted = data[0].inheritable = 1u << CAP_NET_BIND_SERVICE;
+  data[0].effective = data[0].permitted = data[0].inheritable = keep;
   if (::syscall(SYS_capset, &hdr, data) < 0) {
     std::fprintf(stderr, "capset(0)\n");
     return false;
@@ -123,39 +130,82 @@ bool drop_caps_except_net_bind_service() {
   return true;
 }
 
+bool drop_caps_except_net_bind_service() { return drop_caps(1u << CAP_NET_BIND_SERVICE); }
+
+// A new mount namespace whose root is an empty, read-only tmpfs. Without the privilege for a
+// mount namespace (an unprivileged caller in its own user namespace), a new user namespace
+// provides it. False (errno set) if that is impossible too.
+bool pivot_to_empty_root() {
+  if (::unshare(CLONE_NEWNS) < 0 && (errno != EPERM || ::unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)) return false;
+  if (::mount("", "/", "", MS_PRIVATE | MS_REC, nullptr) < 0) return false;
+  if (::mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555") < 0) return false;
+  if (::chdir("/tmp") < 0 || ::syscall(SYS_pivot_root, ".", ".") < 0) return false;
+  // pivot_root(".", "."): the old root is stacked on the new one; detaching it leaves the tmpfs.
+  if (::umount2(".", MNT_DETACH) < 0 || ::chdir("/") < 0) return false;
+  ::mount("tmpfs", "/", "tmpfs", MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
+  return true;
+}
+
 // ---- seccomp ------------------------------------------------------------------------------------
+//
+// An allow-list. Each source file names the system calls it makes once the filter is on, in a
+// `#syscalls:` comment next to the code (passt's habit); src/ns/syscalls.cmake collects them into
+// syscalls.inc at build time. A call missing from every list traps: sigsys() prints its number
+// and name and the process dies by SIGSYS. The integration suite runs with the filter on
+// (SLIRPNETD_TEST_SECCOMP=1, as scripts/test.sh does for the plain build), so a syscall added
+// without its line fails the tests that reach it.
+//
+// What the C and C++ runtime, glib and spdlog call on every thread (memory, threads, locks,
+// signals, clocks, exit; write for the logs):
+// #syscalls: brk mmap munmap mremap mprotect madvise futex set_robust_list rseq rt_sigreturn
+// #syscalls: rt_sigaction rt_sigprocmask sigaltstack sched_yield clock_gettime clock_nanosleep
+// #syscalls: nanosleep gettid getpid getppid getrandom exit exit_group restart_syscall write close
+// The SIGSYS handler's own: tgkill (raise).
+// #syscalls: tgkill
+// Thread creation: clone with CLONE_THREAD only (a rule below); clone3, whose flags a filter
+// cannot see, fails with ENOSYS and glibc falls back to clone.
 
-// The deny-list, in slirp4netns's order (seccompfilter_rules.h, grouped like systemd's syscall
-// groups). This is the one place to change if the filter becomes an allow-list.
-constexpr const char* kBlockedSyscalls[] = {
-    "execve", "lookup_dcookie", "pidfd_getfd", "ptrace", "process_vm_readv", "process_vm_writev",
-    "delete_module", "finit_module", "init_module", "chroot", "fsconfig", "fsmount", "fsopen",
-    "fspick", "mount", "move_mount", "open_tree", "pivot_root", "umount", "umount2",
-    "open_by_handle_at", "execveat", "pidfd_open", "pidfd_send_signal", "prctl", "setns",
-    "unshare", "kexec_file_load", "kexec_load", "reboot", "name_to_handle_at",
-};
+constexpr const char* kAllowed[] = {SLIRPNETD_SYSCALLS};
+constexpr const char* kAllowedSanitizer[] = {SLIRPNETD_SYSCALLS_SANITIZER nullptr};
+// The splice connector's own, much shorter list (`#syscalls:connector` in src/fwd/connector.cpp).
+constexpr const char* kAllowedConnector[] = {SLIRPNETD_SYSCALLS_CONNECTOR nullptr};
 
-// Secondary architectures a process on this arch can still make syscalls through (seccomparch.h).
-constexpr uint32_t kExtraArches[] = {
-#if defined(__x86_64__)
-    SCMP_ARCH_X86, SCMP_ARCH_X32,
-#elif defined(__aarch64__)
-    SCMP_ARCH_ARM,
-#elif defined(__powerpc64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    SCMP_ARCH_PPC, SCMP_ARCH_PPC64,
-#elif defined(__s390x__)
-    SCMP_ARCH_S390,
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitizer = true;
+#elif defined(__has_feature)
+constexpr bool kSanitizer = __has_feature(address_sanitizer) || __has_feature(thread_sanitizer);
+#else
+constexpr bool kSanitizer = false;
 #endif
-    0,  // sentinel, so the array is never empty
-};
 
-uint32_t block_action() {
-  // SECCOMP_RET_KILL_PROCESS (Linux 4.14) kills every thread; plain KILL only the caller, which
-  // would leave the rest of the daemon running half-dead.
-  uint32_t action = SECCOMP_RET_KILL_PROCESS;
-  if (::syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) == 0)
-    return SCMP_ACT_KILL_PROCESS;
-  return SCMP_ACT_KILL;
+// Names of every syscall number, for the SIGSYS handler (which must not allocate).
+constexpr int kMaxSyscall = 1024;
+std::string g_syscall_names[kMaxSyscall];
+
+void put(char*& p, const char* s) {
+  while (*s) *p++ = *s++;
+}
+
+// Async-signal-safe: formats by hand, then dies of the signal it handles.
+void sigsys(int, siginfo_t* info, void*) {
+  char buf[160];
+  char* p = buf;
+  put(p, "slirpnetd: seccomp: system call ");
+  const int nr = info->si_syscall;
+  char digits[12];
+  int n = 0;
+  for (unsigned v = static_cast<unsigned>(nr); n == 0 || v != 0; v /= 10) digits[n++] = static_cast<char>('0' + v % 10);
+  while (n > 0) *p++ = digits[--n];
+  if (nr >= 0 && nr < kMaxSyscall && !g_syscall_names[nr].empty()) {
+    put(p, " (");
+    const std::string& name = g_syscall_names[nr];
+    for (size_t i = 0; i < name.size() && p < buf + sizeof buf - 40; ++i) *p++ = name[i];
+    put(p, ")");
+  }
+  put(p, " is not in the allow-list: exiting\n");
+  [[maybe_unused]] ssize_t w = ::write(2, buf, static_cast<size_t>(p - buf));
+  ::signal(SIGSYS, SIG_DFL);
+  ::raise(SIGSYS);  // delivered when the handler returns: the default action ends the process
 }
 
 struct SeccompRelease {
@@ -243,50 +293,75 @@ bool create_sandbox() {
   return drop_caps_except_net_bind_service();
 }
 
-bool enable_seccomp() {
-  std::unique_ptr<void, SeccompRelease> ctx(seccomp_init(SCMP_ACT_ALLOW));
+namespace {
+
+enum class Filter { Daemon, Connector };
+
+bool load_filter(Filter which) {
+  // Sanitizer runtimes make calls of their own (LSan's exit-time check forks and ptraces):
+  // those builds only log what is not listed (SECCOMP_RET_LOG) instead of dying.
+  std::unique_ptr<void, SeccompRelease> ctx(seccomp_init(kSanitizer ? SCMP_ACT_LOG : SCMP_ACT_TRAP));
   if (!ctx) {
     std::fprintf(stderr, "seccomp: seccomp_init() failed\n");
     return false;
   }
-  for (size_t i = 0; kExtraArches[i] != 0; ++i) {
-    int rc = seccomp_arch_add(ctx.get(), kExtraArches[i]);
-    if (rc < 0 && rc != -EEXIST && rc != -EDOM) {
-      std::fprintf(stderr, "seccomp: WARNING: can't add extra arch (i=%zu): %s\n", i,
-                   std::strerror(-rc));
-    }
-  }
   // Without the sandbox nothing else sets no_new_privs; libseccomp's default NNP=1 does.
-  // TSYNC: the daemon's threads exist already and must be filtered too, not just this one.
+  // TSYNC: any thread that exists already is filtered too, not just this one. Other
+  // architectures' system calls (x32, i386 on x86_64) are not allowed at all (the default
+  // SCMP_FLTATR_ACT_BADARCH kills).
   if (int rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_TSYNC, 1); rc < 0) {
     std::fprintf(stderr, "seccomp: seccomp_attr_set(SCMP_FLTATR_CTL_TSYNC): %s\n",
                  std::strerror(-rc));
     return false;
   }
 
-  const uint32_t action = block_action();
-  std::string blocked, undefined, failed;
-  for (const char* name : kBlockedSyscalls) {
-    int nr = seccomp_syscall_resolve_name(name);
+  std::string allowed, unknown;
+  auto allow = [&](const char* name) {
+    const int nr = seccomp_syscall_resolve_name(name);
     if (nr == __NR_SCMP_ERROR) {
-      undefined += std::string(" ") + name;
-    } else if (seccomp_rule_add(ctx.get(), action, nr, 0) < 0) {
-      failed += std::string(" ") + name;
-    } else {
-      blocked += std::string(" ") + name;
+      unknown += std::string(" ") + name;
+      return true;
+    }
+    if (int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, nr, 0); rc < 0) {
+      std::fprintf(stderr, "seccomp: cannot allow %s: %s\n", name, std::strerror(-rc));
+      return false;
+    }
+    allowed += std::string(" ") + name;
+    return true;
+  };
+  if (which == Filter::Connector) {
+    for (size_t i = 0; kAllowedConnector[i] != nullptr; ++i)
+      if (!allow(kAllowedConnector[i])) return false;
+  } else {
+    for (const char* name : kAllowed)
+      if (!allow(name)) return false;
+    if (kSanitizer)
+      for (size_t i = 0; kAllowedSanitizer[i] != nullptr; ++i)
+        if (!allow(kAllowedSanitizer[i])) return false;
+    if (seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                         SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)) < 0 ||
+        seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) < 0) {
+      std::fprintf(stderr, "seccomp: cannot add the rules for clone and clone3\n");
+      return false;
+    }
+    allowed += " clone(CLONE_THREAD)";
+  }
+  if (!unknown.empty())
+    std::fprintf(stderr, "seccomp: WARNING: libseccomp does not know these system calls:%s\n", unknown.c_str());
+
+  for (int nr = 0; nr < kMaxSyscall; ++nr) {
+    if (char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr)) {
+      g_syscall_names[nr] = name;
+      std::free(name);
     }
   }
-  if (!undefined.empty()) {
-    std::fprintf(stderr,
-                 "seccomp: WARNING: the following syscalls are not defined in libseccomp and "
-                 "cannot be blocked:%s\n",
-                 undefined.c_str());
-  }
-  if (!failed.empty()) {
-    std::fprintf(stderr,
-                 "seccomp: WARNING: the following syscalls cannot be blocked due to unexpected "
-                 "errors:%s\n",
-                 failed.c_str());
+  struct sigaction sa {};
+  sa.sa_sigaction = sigsys;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  if (::sigaction(SIGSYS, &sa, nullptr) < 0) {
+    std::fprintf(stderr, "seccomp: sigaction(SIGSYS): %s\n", std::strerror(errno));
+    return false;
   }
   if (int rc = seccomp_load(ctx.get()); rc != 0) {
     // With TSYNC a positive rc is the id of a thread that could not be synchronised.
@@ -294,9 +369,22 @@ bool enable_seccomp() {
                  rc < 0 ? std::strerror(-rc) : ("cannot sync thread " + std::to_string(rc)).c_str());
     return false;
   }
-  std::printf("seccomp: The following syscalls are blocked:%s\n", blocked.c_str());
-  std::fflush(stdout);
+  if (which == Filter::Daemon) {
+    std::printf("seccomp: The following syscalls are allowed:%s\n", allowed.c_str());
+    std::fflush(stdout);
+  }
   return true;
+}
+
+}  // namespace
+
+bool enable_seccomp() { return load_filter(Filter::Daemon); }
+
+bool confine_connector() {
+  if (!pivot_to_empty_root())
+    std::fprintf(stderr, "connector: WARNING: cannot move to an empty root: %s\n", std::strerror(errno));
+  if (!drop_caps(0)) return false;
+  return load_filter(Filter::Connector);
 }
 
 }  // namespace slirpnetd::ns

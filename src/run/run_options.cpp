@@ -69,7 +69,10 @@ void print_run_usage(std::ostream& out) {
          "--forward-mode=slirp|splice  how -p and add_hostfwd forward by default (default=slirp)\n"
          "--netns-path=PATH          also bind-mount the network namespace on PATH (created if missing);\n"
          "                           it outlives CMD until `umount PATH` (needs mount rights on PATH)\n"
-         "-h, --help                 show this help and exit\n";
+         "-h, --help                 show this help and exit\n"
+         "\n"
+         "Run mode is a convenience, not a security boundary: its networking runs without the\n"
+         "sandbox and the seccomp filter (use `slirpnetd --enable-sandbox --enable-seccomp ...` for those).\n";
 }
 
 RunParse parse_run_args(int argc, const char* const argv[], std::ostream& out, std::ostream& err) {

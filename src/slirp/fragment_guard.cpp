@@ -48,8 +48,11 @@ void FragmentGuard::input(const uint8_t* f, size_t len, int64_t now_ms, const Fe
   k.id = static_cast<uint16_t>(ip[4] << 8 | ip[5]);
   k.proto = ip[9];
   expire(now_ms);
-  if (!fragment) {  // libslirp frees a queue with the same key: the next fragment starts afresh
-    if (reaches_reassembly(ip, len - 14)) forget(k);
+  if (!fragment) {
+    // libslirp 4.7's ip_input() frees the queue with the same key only for a frame whose flags
+    // field has bits other than DF set, i.e. the reserved bit 0x8000 (ip_off & ~IP_DF, then no MF
+    // and offset 0). A plain datagram with the same id leaves the queue alone, so must we.
+    if ((frag & 0x8000) && reaches_reassembly(ip, len - 14)) forget(k);
     return feed(f, len);
   }
   auto q = std::find_if(queues_.begin(), queues_.end(), [&k](const Queue& x) { return x.key == k; });
@@ -72,7 +75,13 @@ void FragmentGuard::input(const uint8_t* f, size_t len, int64_t now_ms, const Fe
   // A non-last fragment: if it gets as far as ip_reass(), it finds or creates a queue.
   if (!reaches_reassembly(ip, len - 14)) return feed(f, len);
   if (q == queues_.end()) {
-    if (queues_.size() == kMaxTracked) queues_.erase(queues_.begin());  // oldest: surely certain no more
+    if (queues_.size() == kMaxTracked) {
+      // Forgetting a tracked key would let a later fragment of it look like the first of a new
+      // datagram while libslirp still holds its queue: drop this datagram's fragment instead.
+      // Only the guest sends these, so only its own fragmented traffic can suffer.
+      ++dropped_;
+      return;
+    }
     queues_.push_back({k, true, now_ms, now_ms});
     q = queues_.end() - 1;
   }

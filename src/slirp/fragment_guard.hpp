@@ -11,7 +11,11 @@
 // no older queue can exist) less than kCertainMs ago (libslirp frees queues 30 s after creation),
 // and no last fragment was fed since (it may complete the datagram, and libslirp frees the queue).
 // A last fragment is fed only while its queue is certain; otherwise it is held, and fed right
-// after the fragment that makes the queue certain again, or dropped after kHoldMs.
+// after the fragment that makes the queue certain again, or dropped after kHoldMs. A key is
+// forgotten only when libslirp surely freed its queue: kGoneMs after its last fragment, or at a
+// non-fragment with the reserved flag bit (the only non-fragment ip_input() frees a queue for).
+// With kMaxTracked keys tracked, the non-last fragments of new datagrams are dropped, never a
+// tracked key forgotten.
 // Owned by the slirp thread. tests/fuzz/fuzz_slirp feeds libslirp through this class.
 #include <cstddef>
 #include <cstdint>
@@ -34,6 +38,7 @@ class FragmentGuard {
   // feeds the frames held for it. `now_ms`: any monotonic clock in ms.
   void input(const uint8_t* frame, size_t len, int64_t now_ms, const Feed& feed);
   size_t held() const { return held_.size(); }
+  size_t tracked() const { return queues_.size(); }
   uint64_t dropped() const { return dropped_; }
 
  private:

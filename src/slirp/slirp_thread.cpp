@@ -1,5 +1,12 @@
 #include "slirp/slirp_thread.hpp"
 
+// Under seccomp (src/ns/sandbox.cpp): this thread's loop, and what libslirp does for the guest:
+// sockets of every kind (TCP, UDP, ICMP datagram sockets), FIONREAD, and reading
+// /etc/resolv.conf for the DNS forwarder.
+// #syscalls: poll read write eventfd2
+// #syscalls: socket bind listen connect accept accept4 getsockname getpeername getsockopt setsockopt
+// #syscalls: sendto recvfrom sendmsg recvmsg shutdown ioctl fcntl openat newfstatat fstat lseek
+
 #include "slirp/poll_events.hpp"
 
 #include <glib.h>

@@ -31,7 +31,7 @@ done
 ((${#targets[@]})) || targets=(fuzz_api fuzz_options fuzz_slirp)
 [[ $seconds =~ ^[0-9]+$ ]] || { echo "run.sh: --seconds needs a number" >&2; exit 2; }
 
-declare -A max_len=([fuzz_api]=8192 [fuzz_options]=4096 [fuzz_slirp]=140000)
+declare -A max_len=([fuzz_api]=8192 [fuzz_options]=4096 [fuzz_slirp]=160000)
 
 mkdir -p "$build"
 cmake_args=(-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLIRPNETD_FUZZ=ON -DBUILD_TESTING=OFF)

@@ -217,8 +217,13 @@ start_daemon() {
   DAEMON_N=$((DAEMON_N + 1))
   DAEMON_OUT=$TMP/daemon$DAEMON_N.out
   DAEMON_ERR=$TMP/daemon$DAEMON_N.err
-  log "daemon$DAEMON_N: ${DAEMON_PREFIX[*]}${DAEMON_PREFIX[*]:+ }$SLIRPNETD $*"
-  "${DAEMON_PREFIX[@]}" env --default-signal=INT,TERM,HUP "$SLIRPNETD" "$@" \
+  local extra=()
+  # SLIRPNETD_TEST_SECCOMP=1: every daemon (ours, not the reference) runs under the seccomp filter.
+  if [[ ${SLIRPNETD_TEST_SECCOMP:-0} == 1 && $(basename "$SLIRPNETD") == slirpnetd* ]]; then
+    extra=(--enable-seccomp)
+  fi
+  log "daemon$DAEMON_N: ${DAEMON_PREFIX[*]}${DAEMON_PREFIX[*]:+ }$SLIRPNETD ${extra[*]}${extra[*]:+ }$*"
+  "${DAEMON_PREFIX[@]}" env --default-signal=INT,TERM,HUP "$SLIRPNETD" "${extra[@]}" "$@" \
     </dev/null >"$DAEMON_OUT" 2>"$DAEMON_ERR" &
   DAEMON_PID=$!
   DAEMON_PIDS+=("$DAEMON_PID")

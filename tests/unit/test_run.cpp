@@ -95,4 +95,7 @@ TEST_CASE("run option errors", "[run]") {
   p = parse({"--help"});
   CHECK(p.r.exit_status == 0);
   CHECK(p.out.find("Usage: slirpnetd run") != std::string::npos);
+  // It says plainly that it is not confined.
+  CHECK(p.out.find("Run mode is a convenience, not a security boundary: its networking runs without the\n"
+                   "sandbox and the seccomp filter") != std::string::npos);
 }

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Fault: clients of a published (splice) port try to exhaust the daemon's fds. The daemon runs
+# with RLIMIT_NOFILE 128:128; 300 clients connect and hold their connections. The forwarder stops
+# accepting at its connection cap (derived from the fd limit) and leaves the rest queued, instead
+# of accepting until EMFILE and then spinning on a listener it can no longer serve: the daemon's
+# CPU stays low, the API still answers (it needs an fd per request), and once the clients go, a
+# new connection is forwarded. Also: at start the daemon raises its soft fd limit to the hard one.
+# shellcheck source=tests/integration/lib.sh
+source "$(dirname "$0")/lib.sh"
+command -v prlimit >/dev/null || fail "prlimit is not installed (util-linux)"
+
+cat >"$TMP/hold.py" <<'PY'
+import socket, sys, time, os
+port, n, ready, stop = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+conns = []
+for _ in range(n):
+    s = socket.socket(); s.settimeout(5); s.connect(("127.0.0.1", port)); conns.append(s)
+open(ready, "w").write(f"{len(conns)}\n")
+deadline = time.time() + 60
+while not os.path.exists(stop) and time.time() < deadline: time.sleep(0.1)
+PY
+cpu_ticks() {  # PID -> utime + stime
+  local stat
+  stat=$(cat "/proc/$1/stat")
+  stat=${stat##*) }
+  read -r -a f <<<"$stat"
+  echo $((f[11] + f[12]))
+}
+
+# The soft limit goes up to the hard one.
+start_container
+DAEMON_PREFIX=(prlimit --nofile=64:4096)
+start_configured
+assert_match "$(grep 'Max open files' "/proc/$DAEMON_PID/limits")" "Max open files +4096 +4096 " "the daemon's fd limits"
+kill -TERM "$DAEMON_PID"
+expect_exit "$DAEMON_PID" 10 "daemon after SIGTERM"
+kill_quietly "$C"
+
+start_container
+NS=$C start_echo tcp-echo 0.0.0.0 80
+sock=$TMP/api.sock
+DAEMON_PREFIX=(prlimit --nofile=128:128)
+start_configured_api "$sock" --splice
+assert_eq '{"return":{"id":1}}' \
+  "$(api "$sock" '{"execute":"add_hostfwd","arguments":{"proto":"tcp","host_port":18080,"guest_port":80,"mode":"splice"}}')" \
+  "add_hostfwd (splice)"
+assert_contains "$(nettool host tcp-check 127.0.0.1 18080 --bytes 100000)" "OK 100000 bytes" "echo through the forward"
+
+start_bg hold "$PYTHON" "$TMP/hold.py" 18080 300 "$TMP/hold.ready" "$TMP/hold.stop"
+wait_for "[[ -s $TMP/hold.ready ]]" 20
+sleep 1
+hz=$(getconf CLK_TCK)
+t0=$(cpu_ticks "$DAEMON_PID")
+sleep 2
+used=$(($(cpu_ticks "$DAEMON_PID") - t0))
+log "daemon CPU with 300 connections held: $used ticks in 2 s ($hz/s)"
+((used * 100 < 2 * hz * 20)) || fail "daemon CPU over 20 % while the clients hold their connections ($used ticks in 2 s)"
+stats=$(api "$sock" '{"execute":"get_stats"}')
+assert_contains "$stats" '"splice"' "get_stats while the forward is saturated"
+log "splice stats: $(jq -c .return.splice <<<"$stats")"
+assert_eq '{"return":{"id":2}}' \
+  "$(api "$sock" '{"execute":"add_hostfwd","arguments":{"proto":"tcp","host_port":18081,"guest_port":80}}')" \
+  "add_hostfwd while the forward is saturated"
+[[ $(jq .return.splice.accept_paused <<<"$stats") -ge 1 ]] || fail "the listener was never paused: $stats"
+
+touch "$TMP/hold.stop"
+wait_for "! alive $BG_PID" 10
+wait_for "[[ \$(api $sock '{\"execute\":\"get_stats\"}' | jq .return.splice.active) == 0 ]]" 20
+assert_contains "$(nettool host tcp-check 127.0.0.1 18080 --bytes 100000)" "OK 100000 bytes" "echo through the forward after the clients left"
+alive "$DAEMON_PID" || fail "daemon died"
+pass
