@@ -1,8 +1,9 @@
 // ctl/api_server.cpp: see api_server.hpp.
 #include "ctl/api_server.hpp"
 
-// Under seccomp (src/ns/sandbox.cpp): the control thread; at stop(), removing the socket file
-// (unlinkat) or waiting for the helper that does (wait4).
+// Under seccomp (src/ns/sandbox.cpp): the control thread (eventfd2: its spare descriptor, see
+// accept_clients()); at stop(), removing the socket file (unlinkat) or waiting for the helper that
+// does (wait4).
 // #syscalls: poll accept4 recvfrom sendto shutdown read write eventfd2 newfstatat unlinkat wait4
 
 #include <fcntl.h>
@@ -240,6 +241,8 @@ void ApiServer::run() {
       if (!c.done && now >= c.deadline) on_deadline(c, now);
     clients_.erase(std::remove_if(clients_.begin(), clients_.end(), [](const Client& c) { return c.done; }),
                    clients_.end());
+    // The spare descriptor: (re)made as soon as one is free, e.g. the one a client just released.
+    if (!spare_fd_) spare_fd_.reset(::eventfd(0, EFD_CLOEXEC));
 
     const bool accepting = clients_.size() < opts_.max_clients && now >= accept_resume_;
     pfds.clear();
@@ -271,15 +274,25 @@ void ApiServer::run() {
 }
 
 void ApiServer::accept_clients(Clock::time_point now) {
+  bool spare_used = false;
   while (clients_.size() < opts_.max_clients) {
     UniqueFd fd(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (fd) {
       Client& c = clients_.emplace_back();
       c.fd = std::move(fd);
       c.deadline = now + opts_.client_timeout;
+      if (spare_used) return;  // the next accept4() would fail with EMFILE, queued client or not
       continue;
     }
     if (errno == EINTR || errno == ECONNABORTED) continue;
+    if ((errno == EMFILE || errno == ENFILE) && spare_fd_) {
+      // Out of descriptors: libslirp's forwards (one per connection) or the forwarder may hold
+      // them all. The API must still answer, if only to let its user see and remove forwards:
+      // the spare one goes to this client; run() makes a new spare once a descriptor is free.
+      spare_fd_.reset();
+      spare_used = true;
+      continue;
+    }
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
       // EMFILE, ENOBUFS...: the connection stays queued; retry later rather than spin on POLLIN.
       if (opts_.log != nullptr) std::fprintf(opts_.log, "api_handler: accept: %s\n", std::strerror(errno));

@@ -130,6 +130,9 @@ class ApiServer {
   // owner: control thread
   std::vector<Client> clients_;
   Clock::time_point accept_resume_{};  // accept() paused until then after EMFILE and the like
+  // A descriptor held in reserve (an eventfd): when the process is out of descriptors (libslirp's
+  // forwards hold them all), it is closed to accept one API client, and recreated afterwards.
+  UniqueFd spare_fd_;
 };
 
 }  // namespace slirpnetd::ctl

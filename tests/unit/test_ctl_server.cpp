@@ -2,11 +2,14 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -416,4 +419,54 @@ TEST_CASE("server: the socket file is removed by stop() and by the destructor", 
     }
     CHECK(fs::is_regular_file(path));
   }
+}
+
+TEST_CASE("server: answers while the process is out of file descriptors", "[ctl][server][emfile]") {
+  Fixture f;
+  f.start();
+  // The clients' sockets first: once the descriptors are gone, the test cannot make any either.
+  constexpr int kClients = 3;
+  std::vector<UniqueFd> clients;
+  for (int i = 0; i < kClients; ++i) clients.emplace_back(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  for (const UniqueFd& c : clients) REQUIRE(c);
+
+  // Then every descriptor this process may still open, under a soft limit lowered for the
+  // purpose (restored on every way out), as libslirp's forwards take them in the daemon.
+  struct Exhaustion {
+    rlimit old{};
+    std::vector<int> fds;
+    Exhaustion() {
+      REQUIRE(::getrlimit(RLIMIT_NOFILE, &old) == 0);
+      rlimit low = old;
+      low.rlim_cur = std::min<rlim_t>(old.rlim_cur, 1024);
+      REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+      for (int fd; (fd = ::eventfd(0, EFD_CLOEXEC)) >= 0;) fds.push_back(fd);
+      REQUIRE(errno == EMFILE);
+    }
+    ~Exhaustion() {
+      for (int fd : fds) ::close(fd);
+      ::setrlimit(RLIMIT_NOFILE, &old);
+    }
+  };
+  {
+    Exhaustion ex;
+    INFO(ex.fds.size() << " descriptors taken");
+    // One after the other: the server serves each with its spare descriptor, made again after.
+    for (const UniqueFd& c : clients) {
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      f.path.copy(addr.sun_path, sizeof addr.sun_path - 1);
+      REQUIRE(::connect(c.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+      send_all(c.get(), kList);
+      ::shutdown(c.get(), SHUT_WR);
+      std::string reply;
+      CHECK(read_until_eof(c.get(), reply, 2000ms));
+      CHECK(reply == kEmptyList);
+    }
+  }
+  CHECK(ask(f.path, kList) == kEmptyList);
+  f.server.stop();
+  const std::string log = f.log.text();
+  INFO(log);
+  CHECK(log.find("api_handler: accept") == std::string::npos);  // never refused
 }
