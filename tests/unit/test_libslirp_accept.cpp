@@ -3,6 +3,13 @@
 // (not polled, failed and polled again in a busy loop), and the listen backlog holds a burst of
 // connections. A fake guest (libslirp_guest.hpp) drives libslirp's public API on one thread with
 // a virtual clock; the host side is plain loopback sockets in the process's private namespace.
+// GCC 12 with -fsanitize=address -O2 reports the copy of GuestTcpOptions' empty
+// std::optional<std::vector> member below as "may be used uninitialized" (a known false positive
+// of -Wmaybe-uninitialized through std::optional); the other test files' identical copies are not
+// reported. Silence that one warning here rather than lose -Werror elsewhere.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -90,8 +97,10 @@ struct FdExhaustion {
     REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
     for (int fd; (fd = ::eventfd(0, EFD_CLOEXEC)) >= 0;) fds.push_back(fd);
     const int err = errno;
-    if (err != EMFILE) release();
-    REQUIRE(err == EMFILE);
+    if (err != EMFILE) {  // no assertion while the descriptors are taken (see the test below)
+      release();
+      REQUIRE(err == EMFILE);
+    }
   }
   ~FdExhaustion() { release(); }
   void release() {
@@ -120,13 +129,18 @@ TEST_CASE("host forward: a listener out of descriptors is retried every 100 ms, 
 
   const int client = connect_loopback(port);  // queued on the listener; accepting it needs an fd
   REQUIRE(client >= 0);
+  // No Catch2 assertion or INFO while the descriptors are taken: the sanitizers' runtimes need a
+  // descriptor for some of their checks, and would report nonsense there. Count, give the
+  // descriptors back, then check.
+  int readable = 0, skipped = 0;
+  uint32_t max_timeout_skipped = 0;
+  bool established_while_exhausted = false;
+  size_t taken = 0;
   {
     FdExhaustion ex;
-    INFO(ex.fds.size() << " descriptors taken");
+    taken = ex.fds.size();
     // One virtual second, a round per millisecond. Each round in which the listener is polled
     // and readable makes libslirp call accept(), which fails with EMFILE.
-    int readable = 0, skipped = 0;
-    uint32_t max_timeout_skipped = 0;
     for (int i = 0; i < 1000; ++i) {
       const Round r = step_observed(g, &c);
       const auto it = std::find_if(r.pfds.begin(), r.pfds.end(), [&](const pollfd& p) { return p.fd == lfd; });
@@ -137,12 +151,14 @@ TEST_CASE("host forward: a listener out of descriptors is retried every 100 ms, 
         ++readable;
       }
     }
-    INFO("rounds with the listener polled and readable: " << readable << ", left out: " << skipped);
-    CHECK_FALSE(c.established());
-    CHECK(readable >= 5);              // still tried, about every 100 ms
-    CHECK(readable <= 12);             // not in every round (before the fix: 1000 of 1000)
-    CHECK(max_timeout_skipped <= 100);  // and libslirp asks to be woken up in time for the retry
+    established_while_exhausted = c.established();
   }
+  INFO(taken << " descriptors taken; rounds with the listener polled and readable: " << readable
+             << ", left out: " << skipped);
+  CHECK_FALSE(established_while_exhausted);
+  CHECK(readable >= 5);               // still tried, about every 100 ms
+  CHECK(readable <= 12);              // not in every round (before the fix: 1000 of 1000)
+  CHECK(max_timeout_skipped <= 100);  // and libslirp asks to be woken up in time for the retry
 
   // Descriptors free again: the waiting connection is accepted at the next try, within 100 ms.
   int rounds = 0;
