@@ -65,6 +65,8 @@
 #include <string>
 #include <vector>
 
+#include "slirp/poll_events.hpp"  // the slirp thread's SLIRP_POLL_* <-> poll(2) mapping
+
 namespace libslirp_guest {
 
 using Bytes = std::vector<uint8_t>;
@@ -582,24 +584,6 @@ class Guest {
       }
   }
 
-  static short to_poll(int ev) {
-    short r = 0;
-    if (ev & SLIRP_POLL_IN) r |= POLLIN;
-    if (ev & SLIRP_POLL_OUT) r |= POLLOUT;
-    if (ev & SLIRP_POLL_PRI) r |= POLLPRI;
-    if (ev & SLIRP_POLL_ERR) r |= POLLERR;
-    if (ev & SLIRP_POLL_HUP) r |= POLLHUP;
-    return r;
-  }
-  static int to_slirp(short ev) {
-    int r = 0;
-    if (ev & POLLIN) r |= SLIRP_POLL_IN;
-    if (ev & POLLOUT) r |= SLIRP_POLL_OUT;
-    if (ev & POLLPRI) r |= SLIRP_POLL_PRI;
-    if (ev & (POLLERR | POLLNVAL)) r |= SLIRP_POLL_ERR;
-    if (ev & POLLHUP) r |= SLIRP_POLL_HUP;
-    return r;
-  }
 
   static ssize_t cb_send_packet(const void* buf, size_t len, void* opaque) {
     auto* g = static_cast<Guest*>(opaque);
@@ -641,13 +625,13 @@ class Guest {
   static void cb_init_completed(Slirp* s, void* opaque) { static_cast<Guest*>(opaque)->slirp_ = s; }
   static int cb_add_poll(int fd, int events, void* opaque) {
     auto* g = static_cast<Guest*>(opaque);
-    g->pfds_.push_back({fd, to_poll(events), 0});
+    g->pfds_.push_back({fd, slirpnetd::slirp::to_poll_events(events), 0});
     return static_cast<int>(g->pfds_.size() - 1);
   }
   static int cb_get_revents(int idx, void* opaque) {
     auto* g = static_cast<Guest*>(opaque);
     if (idx < 0 || static_cast<size_t>(idx) >= g->pfds_.size()) return 0;
-    return to_slirp(g->pfds_[static_cast<size_t>(idx)].revents);
+    return slirpnetd::slirp::to_slirp_events(g->pfds_[static_cast<size_t>(idx)].revents);
   }
 
   GuestConfig cfg_;

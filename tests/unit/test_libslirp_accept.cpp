@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "libslirp_guest.hpp"
+#include "slirp/poll_events.hpp"
 
 using namespace libslirp_guest;
 
@@ -39,27 +40,14 @@ struct Round {
 
 int add_poll(int fd, int events, void* opaque) {
   auto* pfds = static_cast<std::vector<pollfd>*>(opaque);
-  short ev = 0;
-  if (events & SLIRP_POLL_IN) ev |= POLLIN;
-  if (events & SLIRP_POLL_OUT) ev |= POLLOUT;
-  if (events & SLIRP_POLL_PRI) ev |= POLLPRI;
-  if (events & SLIRP_POLL_ERR) ev |= POLLERR;
-  if (events & SLIRP_POLL_HUP) ev |= POLLHUP;
-  pfds->push_back({fd, ev, 0});
+  pfds->push_back({fd, slirpnetd::slirp::to_poll_events(events), 0});
   return static_cast<int>(pfds->size() - 1);
 }
 
 int get_revents(int idx, void* opaque) {
   const auto* pfds = static_cast<std::vector<pollfd>*>(opaque);
   if (idx < 0 || static_cast<size_t>(idx) >= pfds->size()) return 0;
-  const short ev = (*pfds)[static_cast<size_t>(idx)].revents;
-  int r = 0;
-  if (ev & POLLIN) r |= SLIRP_POLL_IN;
-  if (ev & POLLOUT) r |= SLIRP_POLL_OUT;
-  if (ev & POLLPRI) r |= SLIRP_POLL_PRI;
-  if (ev & (POLLERR | POLLNVAL)) r |= SLIRP_POLL_ERR;
-  if (ev & POLLHUP) r |= SLIRP_POLL_HUP;
-  return r;
+  return slirpnetd::slirp::to_slirp_events((*pfds)[static_cast<size_t>(idx)].revents);
 }
 
 Round step_observed(Guest& g, GuestTcp* c = nullptr) {
