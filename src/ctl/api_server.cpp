@@ -239,10 +239,7 @@ void ApiServer::run() {
     auto now = Clock::now();
     for (Client& c : clients_)
       if (!c.done && now >= c.deadline) on_deadline(c, now);
-    clients_.erase(std::remove_if(clients_.begin(), clients_.end(), [](const Client& c) { return c.done; }),
-                   clients_.end());
-    // The spare descriptor: (re)made as soon as one is free, e.g. the one a client just released.
-    if (!spare_fd_) spare_fd_.reset(::eventfd(0, EFD_CLOEXEC));
+    reap();
 
     const bool accepting = clients_.size() < opts_.max_clients && now >= accept_resume_;
     pfds.clear();
@@ -269,8 +266,19 @@ void ApiServer::run() {
     const std::size_t n = clients_.size();  // accept_clients() appends
     for (std::size_t i = 0; i < n; ++i)
       if (pfds[i + 2].revents != 0) on_event(clients_[i], now);
+    // Before accepting: a client that has just read its reply and connected again must not find
+    // the descriptor of its previous connection still held (poll() reports the listener before
+    // the clients, so the earlier connection's end is seen in the same round).
+    reap();
     if (pfds[1].revents != 0) accept_clients(now);
   }
+}
+
+void ApiServer::reap() {
+  clients_.erase(std::remove_if(clients_.begin(), clients_.end(), [](const Client& c) { return c.done; }),
+                 clients_.end());
+  // The spare descriptor: (re)made as soon as one is free, e.g. the one a client just released.
+  if (!spare_fd_) spare_fd_.reset(::eventfd(0, EFD_CLOEXEC));
 }
 
 void ApiServer::accept_clients(Clock::time_point now) {

@@ -103,6 +103,7 @@ class ApiServer {
   using Clock = std::chrono::steady_clock;
 
   void run();
+  void reap();  // closes the finished clients' sockets, then remakes the spare descriptor
   void accept_clients(Clock::time_point now);
   void on_event(Client& c, Clock::time_point now);
   void on_deadline(Client& c, Clock::time_point now);
