@@ -422,3 +422,90 @@ TEST_CASE("guest stops reading: libslirp respects the zero window, probes, resum
   CHECK(compare_bytes(c.received, data) == "");
   CHECK(c.beyond_window_in == 0);
 }
+
+namespace {
+
+// Sends a segment of n fresh bytes at *seq (advanced), outside GuestTcp's own stream; returns n.
+uint32_t send_segment(GuestTcp& c, uint32_t* seq, uint32_t n, uint8_t tag) {
+  TcpSegment s;
+  s.seq = *seq;
+  *seq += n;
+  s.ack = c.rcv_nxt();
+  s.flags = kAck;
+  s.win = c.window_field();
+  s.payload = pattern(n, tag);
+  c.send_raw(s);
+  return n;
+}
+
+// The highest acknowledgement number libslirp has sent, relative to base.
+uint32_t acked_since(const GuestTcp& c, uint32_t base) {
+  uint32_t acked = 0;
+  for (const TcpPacket& t : c.log)
+    if (t.has(kAck) && seq_lt(base + acked, t.ack)) acked = t.ack - base;
+  return acked;
+}
+
+}  // namespace
+
+TEST_CASE("libslirp ACKs every second full-sized segment, and the first after the fast timer",
+          "[libslirp][tcp][delack]") {
+  const size_t mtu = GENERATE(1500, 65520);
+  INFO("MTU " << mtu);
+  GuestConfig gc;
+  gc.mtu = mtu;
+  Guest g(gc);
+  GuestTcpOptions o = with_wscale(7, 4u << 20);
+  o.mss = static_cast<uint16_t>(mtu - 40);
+  Outbound conn(g, o);
+  GuestTcp& c = *conn.c;
+  transfer_both_ways(g, c, conn.fd, 4u << 20);  // libslirp's buffers have grown: its window is wide
+  const uint32_t mss = static_cast<uint32_t>(std::min<size_t>(mtu - 40, *c.peer_syn->mss));
+  REQUIRE(c.peer_window >= 4 * mss);
+  for (int i = 0; i < 3; ++i) g.step();  // an ACK still delayed from the transfer goes out
+  Bytes sink;
+  const uint32_t base = c.snd_nxt();
+
+  uint32_t seq = base;
+  uint32_t sent = send_segment(c, &seq, mss, 5);
+  g.step();  // 1 ms: not yet the fast timer's 2
+  CHECK(acked_since(c, base) == 0);
+  sent += send_segment(c, &seq, mss, 6);
+  g.step();
+  CHECK(acked_since(c, base) == sent);  // the second one ACKs both
+
+  sent += send_segment(c, &seq, mss, 7);
+  g.step();
+  CHECK(acked_since(c, base) == sent - mss);
+  for (int i = 0; i < 3; ++i) g.step();  // the fast timer sends the delayed ACK
+  CHECK(acked_since(c, base) == sent);
+
+  // A short segment is ACKed at once (the sender's Nagle algorithm waits for it).
+  sent += send_segment(c, &seq, 100, 8);
+  g.step();
+  CHECK(acked_since(c, base) == sent);
+  REQUIRE(g.run_until([&] { return sink.size() >= sent; }, 2000, [&] { read_available(conn.fd, sink); }));
+  CHECK(sink.size() == sent);
+}
+
+TEST_CASE("libslirp ACKs at once when the sender's window cannot take two more segments",
+          "[libslirp][tcp][delack]") {
+  // MTU 65520 without window scaling: a 64 KiB window holds one full-size segment, so a delayed ACK
+  // would stall the sender for the fast timer on every segment.
+  GuestConfig gc;
+  gc.mtu = 65520;
+  Guest g(gc);
+  GuestTcpOptions o = with_wscale(std::nullopt, 65535);
+  o.mss = static_cast<uint16_t>(gc.mtu - 40);
+  Outbound conn(g, o);
+  GuestTcp& c = *conn.c;
+  transfer_both_ways(g, c, conn.fd, 1u << 20);
+  const uint32_t mss = static_cast<uint32_t>(std::min<size_t>(gc.mtu - 40, *c.peer_syn->mss));
+  REQUIRE(c.peer_window < 2 * mss);
+  for (int i = 0; i < 3; ++i) g.step();  // the guest's last ACK and any delayed one are out
+  const uint32_t base = c.snd_nxt();
+  uint32_t seq = base;
+  const uint32_t sent = send_segment(c, &seq, std::min(mss, c.peer_window), 9);
+  g.step();
+  CHECK(acked_since(c, base) == sent);
+}
