@@ -78,6 +78,7 @@ std::string stats_json(const PipelineStats& s, size_t rx_depth, size_t tx_depth)
   field(w, "backpressure_waits", s.rx.backpressure_waits.get());
   field(w, "gso_frames", s.rx.gso_frames.get());
   field(w, "csum_completed", s.rx.csum_completed.get());
+  field(w, "csum_left_partial", s.rx.csum_left_partial.get());
   w.EndObject();
   w.Key("rx_ring_depth");
   w.Uint64(rx_depth);

@@ -33,7 +33,8 @@ class LatencyHistogram {
 };
 
 struct TapReaderStats {  // writer: TAP reader thread
-  Counter reads, frames, bytes, errors, eagain, backpressure_waits, gso_frames, csum_completed;
+  Counter reads, frames, bytes, errors, eagain, backpressure_waits, gso_frames, csum_completed,
+      csum_left_partial;
 };
 
 struct TapWriterStats {  // writer: TAP writer thread

@@ -139,8 +139,14 @@ bool TapReader::finish_frame(Frame& f, size_t n) {
   VnetHdr h;
   std::memcpy(&h, f.data, sizeof h);
   if (h.flags & VnetHdr::kNeedsCsum) {
+    const size_t frame_len = n - vnet_hdr_len_;
+    if (leave_partial_csum_) {
+      stats_.csum_left_partial.add();
+      return h.csum_start < frame_len && h.csum_start + h.csum_offset + 2u <= frame_len;
+    }
     stats_.csum_completed.add();
-    return complete_partial_checksum(f.data + vnet_hdr_len_, n - vnet_hdr_len_, h.csum_start, h.csum_offset);
+    if (!complete_partial_checksum(f.data + vnet_hdr_len_, frame_len, h.csum_start, h.csum_offset)) return false;
+    f.data[offsetof(VnetHdr, flags)] = static_cast<uint8_t>(h.flags & ~VnetHdr::kNeedsCsum);  // now final
   }
   return true;
 }

@@ -35,6 +35,11 @@ class TapReader {
   TapReader(const TapReader&) = delete;
   TapReader& operator=(const TapReader&) = delete;
 
+  // Partial checksums (VIRTIO_NET_HDR_F_NEEDS_CSUM) are completed here unless the consumer takes
+  // them as they are (a libslirp with SLIRP_INPUT_CSUM_VALID): then they are left partial, the
+  // flag still set in the frame's virtio-net header. Call before start().
+  void leave_partial_checksums(bool leave) { leave_partial_csum_ = leave; }
+
   void start(int cpu = -1);
   void stop();
   std::thread::native_handle_type native_handle() { return thread_.native_handle(); }
@@ -47,6 +52,7 @@ class TapReader {
 
   int fd_;
   size_t vnet_hdr_len_;
+  bool leave_partial_csum_ = false;
   FrameChannel& rx_;
   Waker& consumer_;
   TapReaderStats& stats_;

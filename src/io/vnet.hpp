@@ -12,7 +12,8 @@ namespace slirpnetd::io {
 // struct virtio_net_hdr from <linux/virtio_net.h>, which C++ cannot include (a member is named
 // `class`). Native byte order: the TAP's default on little-endian hosts.
 struct VnetHdr {
-  static constexpr uint8_t kNeedsCsum = 1;  // VIRTIO_NET_HDR_F_NEEDS_CSUM
+  static constexpr uint8_t kNeedsCsum = 1;  // VIRTIO_NET_HDR_F_NEEDS_CSUM: the checksum is a partial sum
+  static constexpr uint8_t kDataValid = 2;  // VIRTIO_NET_HDR_F_DATA_VALID: the checksum was verified
   uint8_t flags;
   uint8_t gso_type;
   uint16_t hdr_len;

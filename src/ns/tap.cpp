@@ -47,13 +47,6 @@ sockaddr_in make_sin(in_addr addr) {
 
 // ---- child side ---------------------------------------------------------------------------------
 
-// Offloads pay at small MTUs, where the guest would otherwise send ~45 frames per 64 KiB. At a
-// large MTU the guest's frames are already that big: TSO gains nothing, and checksum offload only
-// moves the guest's checksum work into our TAP reader (measured at --mtu 65520: lower throughput,
-// more daemon CPU per GB). So --offload=on means "where it pays": MTU below kOffloadMaxMtu.
-constexpr int kOffloadMaxMtu = 32768;
-bool offload_pays(const config::Options& opts) { return opts.offload && opts.mtu < kOffloadMaxMtu; }
-
 // vnet_hdr: also IFF_VNET_HDR (slirpnetd --offload=on): the flag can only be set here, when the fd
 // is attached; the daemon then negotiates the offloads with TUNSETOFFLOAD.
 UniqueFd child_open_tap(const std::string& tapname, bool vnet_hdr) {
@@ -217,9 +210,9 @@ bool send_fd(int sock, int fd) {
   return true;
 }
 
-int child_netns(int sock, const config::Options& opts, const config::NetConfig& net) {
+int child_netns(int sock, const config::Options& opts, const config::NetConfig& net, bool vnet_hdr) {
   if (!join_namespaces(target_namespaces(opts))) return 1;
-  UniqueFd tap = child_open_tap(opts.tapname, offload_pays(opts));
+  UniqueFd tap = child_open_tap(opts.tapname, vnet_hdr);
   if (!tap) return 1;
   if (opts.configure && !child_configure(opts.tapname, net)) return 1;
   if (!send_fd(sock, tap.get())) return 1;
@@ -321,7 +314,7 @@ TapResult use_inherited_fd(int fd) {
 
 }  // namespace
 
-TapResult open_tap(const config::Options& opts, const config::NetConfig& net) {
+TapResult open_tap(const config::Options& opts, const config::NetConfig& net, bool vnet_hdr) {
   TapResult result;
   result.exit_status = 1;
   if (opts.target_type == config::TargetType::Netns &&
@@ -354,7 +347,7 @@ TapResult open_tap(const config::Options& opts, const config::NetConfig& net) {
     try {
       parent_sock.reset();
       rc = opts.target_type == config::TargetType::Bess ? child_bess(child_sock.get(), opts)
-                                                        : child_netns(child_sock.get(), opts, net);
+                                                        : child_netns(child_sock.get(), opts, net, vnet_hdr);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "child: %s\n", e.what());
     }

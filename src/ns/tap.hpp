@@ -28,6 +28,7 @@ struct TapResult {
 // Handles every mode: --netns-type=pid|path (child + setns), tapfd (the inherited fd, no child),
 // --target-type=bess (child accepts one SEQPACKET connection). Prints slirp4netns's
 // "sent tapfd=%d for %s" (child) and "received tapfd=%d" (parent) lines on stderr.
-TapResult open_tap(const config::Options& opts, const config::NetConfig& net);
+// vnet_hdr: open the TAP with IFF_VNET_HDR (offloads; the caller decides where they pay).
+TapResult open_tap(const config::Options& opts, const config::NetConfig& net, bool vnet_hdr);
 
 }  // namespace slirpnetd::ns

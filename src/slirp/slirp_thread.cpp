@@ -19,6 +19,7 @@
 #include <cstring>
 
 #include "io/tap_threads.hpp"
+#include "io/vnet.hpp"
 
 namespace slirpnetd::slirp {
 
@@ -173,6 +174,21 @@ int SlirpThread::poll_timeout_ms(uint32_t slirp_timeout) const {
   return static_cast<int>(std::min<int64_t>(t, 60000));
 }
 
+void SlirpThread::input(const io::Frame& f) {
+  const uint32_t len = f.len - f.offset;
+#if SLIRPNETD_LIBSLIRP_BUNDLED
+  // A frame whose virtio-net header says its checksum is partial (left so by the TAP reader: see
+  // kTakesPartialChecksums) or already verified: libslirp need not verify it.
+  int flags = 0;
+  if (f.offset == io::kVnetHdrLen &&
+      (f.data[offsetof(io::VnetHdr, flags)] & (io::VnetHdr::kNeedsCsum | io::VnetHdr::kDataValid)))
+    flags = SLIRP_INPUT_CSUM_VALID;
+  slirp_input_flags(slirp_, f.data + f.offset, static_cast<int>(len), flags);  // copies into an mbuf
+#else
+  slirp_input(slirp_, f.data + f.offset, static_cast<int>(len));  // copies into an mbuf
+#endif
+}
+
 void SlirpThread::drain_input() {
   int n = 0;
   for (; n < tuning_.input_batch; ++n) {
@@ -185,7 +201,7 @@ void SlirpThread::drain_input() {
         slirp_input(slirp_, frame, static_cast<int>(frame_len));  // copies into an mbuf
       });
     } else {
-      slirp_input(slirp_, f->data + f->offset, static_cast<int>(len));
+      input(*f);
     }
     stats_.input_frames.add();
     stats_.input_bytes.add(len);

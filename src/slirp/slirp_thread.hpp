@@ -52,6 +52,12 @@ struct Tuning {
 
 class SlirpThread {
  public:
+  // Does this libslirp take frames with partial checksums (virtio-net's NEEDS_CSUM) as they are?
+  // The bundled one does (slirp_input_flags with SLIRP_INPUT_CSUM_VALID): the TAP reader then
+  // leaves them partial, and nobody makes a pass over the payload to checksum it. The
+  // distribution's needs them completed first.
+  static constexpr bool kTakesPartialChecksums = SLIRPNETD_LIBSLIRP_BUNDLED;
+
   // tx_headroom: bytes left zeroed in front of each frame to the guest (the TAP's virtio-net
   // header, all zero: no offload requested).
   SlirpThread(const config::NetConfig& net, io::FrameChannel& rx, io::FrameChannel& tx, io::Waker& waker,
@@ -119,6 +125,7 @@ class SlirpThread {
   Slirp* slirp_ = nullptr;
   std::vector<pollfd> pfds_;
   std::vector<std::unique_ptr<Timer>> timers_;
+  void input(const io::Frame& f);  // slirp_input of one frame from the TAP reader
   // Only the distribution's libslirp 4.7.0 needs the guard: the bundled one has ip_reass fixed.
   static constexpr bool kGuardFragments = !SLIRPNETD_LIBSLIRP_BUNDLED;
   FragmentGuard fragments_;

@@ -483,6 +483,10 @@ class Guest {
 
   // Feeds one Ethernet frame to libslirp (slirp_input). Frames it sends meanwhile are captured.
   void input(const Bytes& frame) { slirp_input(slirp_, frame.data(), static_cast<int>(frame.size())); }
+  // The same with slirp_input_flags() (SLIRP_INPUT_CSUM_VALID...).
+  void input(const Bytes& frame, int flags) {
+    slirp_input_flags(slirp_, frame.data(), static_cast<int>(frame.size()), flags);
+  }
 
   // Makes libslirp learn ip -> kGuestMac (an ARP request from ip for the gateway), so that it can
   // send to ip without holding packets for ARP resolution. Done for kGuestIp at construction.

@@ -413,7 +413,7 @@ TEST_CASE("open_tap pid mode with -c configures the tap in the target netns", "[
     net.mtu = 1400;
     net.mac = std::array<uint8_t, 6>{0x02, 0x11, 0x22, 0x33, 0x44, 0x55};
     Capture err(2);
-    ns::TapResult r = ns::open_tap(opts, net);
+    ns::TapResult r = ns::open_tap(opts, net, opts.offload);
     std::string log = err.text();
     EXPECT_EQ(r.exit_status, 0);
     EXPECT(r.fd);
@@ -440,7 +440,7 @@ TEST_CASE("open_tap path mode, without -c: tap exists, DOWN, no address", "[ns][
     opts.netns_path = t.ns_path("net");
     opts.tapname = "tap0";
     opts.offload = false;  // --offload=off: a plain TAP, as slirp4netns opens it
-    ns::TapResult r = ns::open_tap(opts, default_net());
+    ns::TapResult r = ns::open_tap(opts, default_net(), opts.offload);
     EXPECT_EQ(r.exit_status, 0);
     if (auto e = check_tap_fd(r.fd.get(), false); !e.empty()) return e;
     EXPECT(join_ns(t.ns_path("net"), CLONE_NEWNET));
@@ -467,7 +467,7 @@ TEST_CASE("open_tap failures: child's message, child failed(1), status 1", "[ns]
     report(run_in_child([] {
       if (auto e = isolate(); !e.empty()) return e;
       Capture err(2);
-      ns::TapResult r = ns::open_tap(pid_opts(999999999, true), default_net());
+      ns::TapResult r = ns::open_tap(pid_opts(999999999, true), default_net(), true);
       std::string log = err.text();
       EXPECT_EQ(r.exit_status, 1);
       EXPECT(!r.fd);
@@ -484,7 +484,7 @@ TEST_CASE("open_tap failures: child's message, child failed(1), status 1", "[ns]
       auto net = default_net();
       net.mac = std::array<uint8_t, 6>{0x01, 0x00, 0x5e, 0x00, 0x00, 0x01};
       Capture err(2);
-      ns::TapResult r = ns::open_tap(pid_opts(t.pid(), true), net);
+      ns::TapResult r = ns::open_tap(pid_opts(t.pid(), true), net, true);
       EXPECT_EQ(r.exit_status, 1);
       EXPECT_EQ(err.text(), std::string("cannot set MAC address: Cannot assign requested address\n"
                                         "child failed(1)\n"));
@@ -499,7 +499,7 @@ TEST_CASE("open_tap failures: child's message, child failed(1), status 1", "[ns]
       auto opts = pid_opts(t.pid(), false);
       opts.tapname = "lo";
       Capture err(2);
-      EXPECT_EQ(ns::open_tap(opts, default_net()).exit_status, 1);
+      EXPECT_EQ(ns::open_tap(opts, default_net(), opts.offload).exit_status, 1);
       EXPECT_EQ(err.text(), std::string("ioctl(TUNSETIFF): Invalid argument\nchild failed(1)\n"));
       return std::string();
     }));
@@ -515,7 +515,7 @@ TEST_CASE("open_tap as uid 65534 into its own unshare -r --net target", "[ns][ta
       Target t(true);
       EXPECT(t.error().empty());
       if (auto e = become_nobody_with_tun(); !e.empty()) return e;
-      ns::TapResult r = ns::open_tap(pid_opts(t.pid(), true), default_net());
+      ns::TapResult r = ns::open_tap(pid_opts(t.pid(), true), default_net(), true);
       EXPECT_EQ(r.exit_status, 0);
       if (auto e = check_tap_fd(r.fd.get()); !e.empty()) return e;
       EXPECT(join_ns(t.ns_path("user"), CLONE_NEWUSER));
@@ -536,12 +536,12 @@ TEST_CASE("open_tap as uid 65534 into its own unshare -r --net target", "[ns][ta
       opts.tapname = "tap0";
       {
         Capture err(2);
-        EXPECT_EQ(ns::open_tap(opts, default_net()).exit_status, 1);
+        EXPECT_EQ(ns::open_tap(opts, default_net(), opts.offload).exit_status, 1);
         EXPECT_EQ(err.text(),
                   std::string("setns(CLONE_NEWNET): Operation not permitted\nchild failed(1)\n"));
       }
       opts.userns_path = t.ns_path("user");
-      ns::TapResult r = ns::open_tap(opts, default_net());
+      ns::TapResult r = ns::open_tap(opts, default_net(), opts.offload);
       EXPECT_EQ(r.exit_status, 0);
       return check_tap_fd(r.fd.get());
     }));
@@ -555,14 +555,14 @@ TEST_CASE("open_tap tapfd mode uses the inherited fd", "[ns][tap]") {
   config::Options opts;
   opts.netns_type = config::NetnsType::TapFd;
   opts.tapfd = sv[0];
-  ns::TapResult r = ns::open_tap(opts, default_net());
+  ns::TapResult r = ns::open_tap(opts, default_net(), opts.offload);
   REQUIRE(r.exit_status == 0);
   CHECK(r.fd.get() == sv[0]);
   CHECK((::fcntl(r.fd.get(), F_GETFL) & O_NONBLOCK) != 0);
 
   opts.tapfd = 1000;  // not open
   ::close(1000);
-  ns::TapResult bad = ns::open_tap(opts, default_net());
+  ns::TapResult bad = ns::open_tap(opts, default_net(), opts.offload);
   CHECK(bad.exit_status == 1);
   CHECK(!bad.fd);
 }
@@ -595,7 +595,7 @@ TEST_CASE("open_tap bess mode hands over one accepted SEQPACKET connection", "[n
     opts.target_type = config::TargetType::Bess;
     opts.bess_socket = path;
     Capture err(2);
-    ns::TapResult r = ns::open_tap(opts, default_net());
+    ns::TapResult r = ns::open_tap(opts, default_net(), opts.offload);
     std::string log = err.text();
     EXPECT_EQ(r.exit_status, 0);
     EXPECT(contains(log, "Waiting for connection to /tmp/bess.sock\n"));
@@ -616,7 +616,7 @@ TEST_CASE("open_tap bess mode hands over one accepted SEQPACKET connection", "[n
 
     opts.bess_socket = "/tmp/" + std::string(120, 'x');
     Capture err2(2);
-    EXPECT_EQ(ns::open_tap(opts, default_net()).exit_status, 1);
+    EXPECT_EQ(ns::open_tap(opts, default_net(), opts.offload).exit_status, 1);
     EXPECT(contains(err2.text(), "the specified BESS socket path is too long (>= 108)\n"));
     return std::string();
   }));
