@@ -12,6 +12,9 @@ PACKAGES=(
   cmake gcc g++ clang libclang-rt-14-dev pkg-config dpkg-dev patch xz-utils debian-archive-keyring
   libslirp-dev libglib2.0-dev libconcurrentqueue-dev libreaderwriterqueue-dev libspdlog-dev
   libfmt-dev libcli11-dev rapidjson-dev catch2 libseccomp-dev
+  # the manual pages' checks (groff, man -l, lexgrog) and the Debian package (cpack -G DEB runs
+  # file and dpkg-shlibdeps, from dpkg-dev above)
+  man-db groff-base file
   # integration tests, benchmark and demo
   iproute2 iputils-ping iperf3 ncat socat python3 jq udhcpc util-linux iptables libnetfilter-queue-dev strace
   # the reference implementation, for comparisons

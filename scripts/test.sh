@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds slirpnetd and runs every test (Catch2 unit tests and the hermetic integration tests):
-#   1. build/        default compiler (g++), bundled libslirp (the default), all tests;
+#   1. build/        default compiler (g++), bundled libslirp (the default), all tests, among them
+#                    package/deb (the Debian package built, installed, run and purged: defined in
+#                    this build only, see tests/CMakeLists.txt);
 #   2. build-system/ g++, -DSLIRPNETD_LIBSLIRP=system (Debian's shared libslirp), all tests but
 #                    the bundled library's own (tests/unit/test_libslirp*: not built there);
 #   3. build-asan/   g++,     -DSLIRPNETD_SANITIZE=address (ASan + UBSan), all tests;
