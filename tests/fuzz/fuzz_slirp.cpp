@@ -33,6 +33,9 @@
 // The clock advances 100 ms per frame (TCP's fast and slow timers get to run); an empty frame
 // (length 0) switches it to 1 ms per frame for the rest of the input, so that thousands of
 // frames fit in one IPv4 reassembly lifetime (30 s).
+// With the bundled libslirp, a frame whose Ethernet source address ends in an odd byte is fed with
+// SLIRP_INPUT_CSUM_VALID (its TCP/UDP checksum is not verified), as the daemon feeds frames whose
+// checksum the container's kernel left partial.
 //
 // Guidance. The bundled libslirp (the default build) is compiled with coverage instrumentation,
 // so libFuzzer sees its edges; the distribution's (-DSLIRPNETD_LIBSLIRP=system) is not, and then
@@ -641,7 +644,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (slirp_new(&cfg, &kCallbacks, &hs) == nullptr) std::abort();
 
   slirpnetd::slirp::FragmentGuard guard;
-  auto input = [&hs](const uint8_t* p, size_t n) { slirp_input(hs.slirp, p, static_cast<int>(n)); };
+  auto input = [&hs](const uint8_t* p, size_t n) {
+#if SLIRPNETD_LIBSLIRP_BUNDLED
+    // The daemon gives libslirp the frames whose checksums the container's kernel left partial
+    // with SLIRP_INPUT_CSUM_VALID; here the frames whose source MAC ends in an odd byte.
+    const int flags = n >= 12 && (p[11] & 1) ? SLIRP_INPUT_CSUM_VALID : 0;
+    slirp_input_flags(hs.slirp, p, static_cast<int>(n), flags);
+#else
+    slirp_input(hs.slirp, p, static_cast<int>(n));
+#endif
+  };
   bool fast_clock = false;
   for (const Frame& f : split_frames(data, size)) {
     if (f.len == 0) {
