@@ -11,16 +11,7 @@
 #
 # The packages these tests need are installed by scripts/deps.sh.
 
-# client_skip REASON: for a client that cannot be installed. Exits 0 (CTest would count lib.sh's
-# status 77 as a failure: tests/CMakeLists.txt sets no SKIP_RETURN_CODE) with a "SKIP:" line.
-client_skip() {
-  # shellcheck disable=SC2034 # lib.sh's cleanup reads it
-  PASSED=1
-  echo "SKIP: [$TEST_NAME] $*"
-  exit 0
-}
-
-[[ -z ${SLIRPNETD_OUTER_USERNS:-} ]] || client_skip "needs real root (bind mounts over /etc, mknod, setpriv)"
+[[ -z ${SLIRPNETD_OUTER_USERNS:-} ]] || skip "needs real root (bind mounts over /etc, mknod, setpriv)"
 
 TEST_USER=slirptest
 TEST_UID=54321
@@ -30,12 +21,12 @@ SUBID_COUNT=65536
 USER_HOME=$TMP/home
 USER_RUN=$TMP/xdg-run
 
-# require_cmds CMD...: skips the test when a client is missing (scripts/deps.sh installs
-# them all; only a package that cannot be installed may leave one missing).
+# require_cmds CMD...: skips the test when a client is missing (lib.sh's skip: status 77, which
+# CTest reports as skipped). scripts/deps.sh installs them all.
 require_cmds() {
   local c missing=()
   for c in "$@"; do command -v "$c" >/dev/null || missing+=("$c"); done
-  ((${#missing[@]} == 0)) || client_skip "missing ${missing[*]} (run scripts/deps.sh)"
+  ((${#missing[@]} == 0)) || skip "missing ${missing[*]} (run scripts/deps.sh)"
 }
 
 setup_test_user() {

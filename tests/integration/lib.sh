@@ -84,8 +84,8 @@ pass() {
   exit 0
 }
 
-# For tests that need something the environment lacks. CTest reports it as a failure unless the
-# test has SKIP_RETURN_CODE 77.
+# For tests that need something the environment lacks: exits 77, which CTest reports as skipped
+# (tests/CMakeLists.txt gives every integration test SKIP_RETURN_CODE 77), never as passed.
 skip() {
   PASSED=1
   echo "SKIP [$TEST_NAME]: $*"

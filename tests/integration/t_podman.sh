@@ -26,7 +26,7 @@ source "$ITEST_DIR/clients_lib.sh"
 require_cmds podman crun conmon newuidmap newgidmap setpriv busybox
 BUSYBOX=$(command -v busybox)
 [[ $(LC_ALL=C ldd "$BUSYBOX" 2>&1 || true) == *"not a dynamic executable"* ]] ||
-  client_skip "$BUSYBOX is not static (install busybox-static: scripts/deps.sh)"
+  skip "$BUSYBOX is not static (install busybox-static: scripts/deps.sh)"
 setup_test_user
 
 # Podman wants "/" shared (rootless mount propagation); this mount namespace is ours alone.
@@ -65,7 +65,7 @@ EOF
 : >"$P/registries.conf"
 chmod 0644 "$P"/*.conf
 install -d -m 0700 -o "$TEST_UID" -g "$TEST_GID" "$TMP/t" "$P/tmp"
-((${#TMP} + 71 < 108)) || client_skip "TMPDIR too long for Podman's API socket path: $TMP"
+((${#TMP} + 71 < 108)) || skip "TMPDIR too long for Podman's API socket path: $TMP"
 # shellcheck disable=SC2034 # read by as_user (clients_lib.sh)
 USER_ENV=(CONTAINERS_CONF="$P/containers.conf" CONTAINERS_STORAGE_CONF="$P/storage.conf"
   CONTAINERS_REGISTRIES_CONF="$P/registries.conf" TMPDIR="$P/tmp")
