@@ -361,7 +361,7 @@ TEST_CASE("out-of-order segments from ordinary loss are all kept", "[libslirp][t
   CHECK(compare_bytes(got, data) == "");
 }
 
-TEST_CASE("host stops reading: libslirp's window closes, then reopens; nothing lost",
+TEST_CASE("host stops reading: libslirp's window closes, then reopens, nothing lost",
           "[libslirp][tcp][wscale][persist]") {
   Guest g;
   GuestTcpOptions o = with_wscale(7, 4u << 20);
@@ -390,7 +390,7 @@ TEST_CASE("host stops reading: libslirp's window closes, then reopens; nothing l
   close(fd);
 }
 
-TEST_CASE("guest stops reading: libslirp respects the zero window, probes, resumes; nothing lost",
+TEST_CASE("guest stops reading: libslirp respects the zero window, probes, resumes, nothing lost",
           "[libslirp][tcp][wscale][persist]") {
   Guest g;
   const uint32_t window = 256 * 1024;

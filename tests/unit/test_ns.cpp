@@ -37,6 +37,7 @@
 
 #include "ns/sandbox.hpp"
 #include "ns/tap.hpp"
+#include "skip.hpp"
 
 using slirpnetd::UniqueFd;
 namespace config = slirpnetd::config;
@@ -122,26 +123,14 @@ void report(const ChildOutcome& out) {
 }
 
 // Under ThreadSanitizer, fork() starts a runtime thread in the child, and the tests' own helpers
-// fork children that must unshare(CLONE_NEWUSER), which refuses a multithreaded caller. The
-// rootless paths are covered by the plain and ASan runs and by tests/integration/t_rootless.sh.
-bool userns_children_possible() {
-#if defined(__SANITIZE_THREAD__)
-  constexpr bool tsan = true;
-#elif defined(__has_feature)
-  constexpr bool tsan = __has_feature(thread_sanitizer);
-#else
-  constexpr bool tsan = false;
-#endif
-  if (!tsan) return true;
-  WARN("skipped under ThreadSanitizer: forked children are multithreaded and cannot unshare a user namespace");
-  return false;
-}
+// fork children that must unshare(CLONE_NEWUSER), which refuses a multithreaded caller: the tests
+// doing that are tagged SLIRPNETD_NOT_UNDER_TSAN. The rootless paths are covered by the plain and
+// ASan runs and by tests/integration/t_rootless.sh.
 
-bool is_root() {
-  if (::geteuid() == 0) return true;
-  WARN("skipped: needs root (CI runs test_ns as root)");
-  return false;
-}
+#define REQUIRE_ROOT()                                                 \
+  do {                                                                 \
+    if (::geteuid() != 0) SLIRPNETD_SKIP("needs root (CI runs test_ns as root)"); \
+  } while (0)
 
 // Private network + mount namespaces, with a private tmpfs on /tmp: nothing done after this can
 // reach the host's interfaces, routes or mounts.
@@ -403,7 +392,7 @@ std::string check_arp_roundtrip(int fd) {
 // ---- open_tap -----------------------------------------------------------------------------------
 
 TEST_CASE("open_tap pid mode with -c configures the tap in the target netns", "[ns][tap]") {
-  if (!is_root()) return;
+  REQUIRE_ROOT();
   report(run_in_child([] {
     if (auto e = isolate(); !e.empty()) return e;
     Target t(false);
@@ -430,7 +419,7 @@ TEST_CASE("open_tap pid mode with -c configures the tap in the target netns", "[
 }
 
 TEST_CASE("open_tap path mode, without -c: tap exists, DOWN, no address", "[ns][tap]") {
-  if (!is_root()) return;
+  REQUIRE_ROOT();
   report(run_in_child([] {
     if (auto e = isolate(); !e.empty()) return e;
     Target t(false);
@@ -462,7 +451,7 @@ TEST_CASE("open_tap path mode, without -c: tap exists, DOWN, no address", "[ns][
 }
 
 TEST_CASE("open_tap failures: child's message, child failed(1), status 1", "[ns][tap]") {
-  if (!is_root()) return;
+  REQUIRE_ROOT();
   SECTION("missing pid") {
     report(run_in_child([] {
       if (auto e = isolate(); !e.empty()) return e;
@@ -506,9 +495,9 @@ TEST_CASE("open_tap failures: child's message, child failed(1), status 1", "[ns]
   }
 }
 
-TEST_CASE("open_tap as uid 65534 into its own unshare -r --net target", "[ns][tap][userns]") {
-  if (!userns_children_possible()) return;
-  if (!is_root()) return;
+TEST_CASE("open_tap as uid 65534 into its own unshare -r --net target",
+          "[ns][tap][userns]" SLIRPNETD_NOT_UNDER_TSAN) {
+  REQUIRE_ROOT();
   SECTION("pid mode joins /proc/PID/ns/user") {
     report(run_in_child([] {
       if (auto e = isolate(); !e.empty()) return e;
@@ -568,7 +557,7 @@ TEST_CASE("open_tap tapfd mode uses the inherited fd", "[ns][tap]") {
 }
 
 TEST_CASE("open_tap bess mode hands over one accepted SEQPACKET connection", "[ns][bess]") {
-  if (!is_root()) return;  // only for the private /tmp; nothing here needs privileges otherwise
+  REQUIRE_ROOT();  // only for the private /tmp; nothing here needs privileges otherwise
   report(run_in_child([] {
     if (auto e = isolate(); !e.empty()) return e;
     const std::string path = "/tmp/bess.sock";
@@ -669,7 +658,7 @@ std::string check_sandboxed(int status_fd, std::set<std::string> root_entries) {
 }  // namespace
 
 TEST_CASE("create_sandbox: only /etc and /run, caps 0x400, no_new_privs", "[ns][sandbox]") {
-  if (!is_root()) return;
+  REQUIRE_ROOT();
   report(run_in_child([] {
     if (auto e = isolate(); !e.empty()) return e;
     UniqueFd status(::open("/proc/self/status", O_RDONLY | O_CLOEXEC));
@@ -680,7 +669,7 @@ TEST_CASE("create_sandbox: only /etc and /run, caps 0x400, no_new_privs", "[ns][
 }
 
 TEST_CASE("create_sandbox binds a resolv.conf that escapes /etc and /run", "[ns][sandbox]") {
-  if (!is_root()) return;
+  REQUIRE_ROOT();
   report(run_in_child([] {
     if (auto e = isolate(); !e.empty()) return e;
     // In our private mount ns: /srv/h2/resolv.conf, and an /etc whose resolv.conf points there.
@@ -703,9 +692,8 @@ TEST_CASE("create_sandbox binds a resolv.conf that escapes /etc and /run", "[ns]
 }
 
 TEST_CASE("enter_userns_for_sandbox as nobody, then create_sandbox (rootless pid mode)",
-          "[ns][sandbox][userns]") {
-  if (!userns_children_possible()) return;
-  if (!is_root()) return;
+          "[ns][sandbox][userns]" SLIRPNETD_NOT_UNDER_TSAN) {
+  REQUIRE_ROOT();
   for (bool use_userns_path : {false, true}) {
     DYNAMIC_SECTION("userns_path given: " << use_userns_path) {
       report(run_in_child([use_userns_path] {
@@ -747,22 +735,9 @@ TEST_CASE("enter_userns_for_sandbox is a no-op as root or without --enable-sandb
 
 // ---- seccomp ------------------------------------------------------------------------------------
 
-bool sanitizer_build() {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  return true;
-#elif defined(__has_feature)
-  return __has_feature(address_sanitizer) || __has_feature(thread_sanitizer);
-#else
-  return false;
-#endif
-}
-
-TEST_CASE("enable_seccomp: an allow-list; any other system call kills the process with a log line",
-          "[ns][seccomp]") {
-  if (sanitizer_build()) {
-    WARN("skipped in sanitizer builds: their filter logs unlisted system calls instead of trapping");
-    return;
-  }
+// Not in sanitizer builds: their filter logs unlisted system calls instead of trapping.
+TEST_CASE("enable_seccomp: an allow-list, any other system call kills the process with a log line",
+          "[ns][seccomp]" SLIRPNETD_UNSANITIZED) {
   int p[2];
   REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
   UniqueFd err_rd(p[0]), err_wr(p[1]);
@@ -790,11 +765,8 @@ TEST_CASE("enable_seccomp: an allow-list; any other system call kills the proces
   CHECK(!contains(err, "WARNING"));  // libseccomp knows every listed name
 }
 
-TEST_CASE("enable_seccomp filters threads that already exist (TSYNC)", "[ns][seccomp]") {
-  if (sanitizer_build()) {
-    WARN("skipped in sanitizer builds: their filter logs unlisted system calls instead of trapping");
-    return;
-  }
+TEST_CASE("enable_seccomp filters threads that already exist (TSYNC)",
+          "[ns][seccomp]" SLIRPNETD_UNSANITIZED) {
   auto out = run_in_child([] {
     int p[2];
     EXPECT(::pipe(p) == 0);
@@ -835,9 +807,9 @@ TEST_CASE("target_namespaces: /proc/PID files in pid mode, the given paths in pa
   CHECK(p.userns.empty());
 }
 
-TEST_CASE("join_namespaces enters the target's netns; a missing file fails before any join",
+TEST_CASE("join_namespaces enters the target's netns, a missing file fails before any join",
           "[ns][join]") {
-  if (!is_root()) return;
+  REQUIRE_ROOT();
   Target target(false);
   REQUIRE(target.error().empty());
   report(run_in_child([&] {
