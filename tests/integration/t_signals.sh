@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# slirpnetd improvement (slirp4netns 1.2.0 is killed by the default action, status 143/130, and
-# leaves the socket behind; spec §4.3): SIGTERM and SIGINT end the daemon with status 0 and remove
-# the API socket file, and the TAP disappears.
+# slirpnetd improvement (slirp4netns 1.2.0 is killed by the default action, status 143/130/129, and
+# leaves the socket behind): SIGTERM, SIGINT and SIGHUP end the daemon with status 0 and remove the
+# API socket file, and the TAP disappears.
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-for sig in TERM INT; do
+for sig in TERM INT HUP; do
   start_container
   sock=$TMP/api-$sig.sock
   start_configured_api "$sock"
