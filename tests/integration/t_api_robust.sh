@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# slirpnetd improvements over slirp4netns 1.2.0's API (spec §0.8, §3.1, §9), both expected to fail
-# against slirp4netns:
+# slirpnetd improvements over slirp4netns 1.2.0's API, both expected to fail against slirp4netns:
 #  - add_hostfwd without arguments.proto (or without arguments) gets the bad-proto error reply
 #    instead of crashing the daemon (SIGSEGV in slirp4netns);
 #  - an API client that connects and sends nothing does not stop packet forwarding.
@@ -12,11 +11,12 @@ start_container
 sock=$TMP/api.sock
 start_configured_api "$sock"
 
-# A silent client holds a connection open for 20 s.
+# A silent client holds a connection open for 20 s. The transfer starts once the daemon has
+# accepted it: connected, and nothing left in the listening socket's accept queue (its Recv-Q).
 start_bg silent-client "$PYTHON" -c '
 import socket, sys, time
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(20)' "$sock"
-sleep 0.5
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print("connected", flush=True); time.sleep(20)' "$sock"
+wait_daemon "grep -q connected $TMP/silent-client.log && [[ \$(ss -xlH src $sock | awk '{print \$3}') == 0 ]]" 10
 out=$(nettool "$C" tcp-check 10.0.2.2 12121 --bytes 100000 --timeout 5)
 assert_eq "OK 100000 bytes" "$out" "forwarding while an API client is connected but silent"
 kill_quietly "$BG_PID"

@@ -102,7 +102,8 @@ start_bg iperf-server iperf3 -s -B 127.0.0.1 -p 5201 -1
 wait_for "ss -ltn | grep -q 127.0.0.1:5201" 10
 in_ns "$C" iperf3 -c 10.0.2.2 -p 5201 -t 4 -i 0.5 -J >"$TMP/iperf.json" 2>&1 &
 IPERF=$!
-sleep 1
+# Under way: the control and the data connection established at the server.
+wait_for "(( \$(ss -tnH state established '( sport = :5201 )' | wc -l) >= 2 ))" 10
 "$PYTHON" - "$sock" <<'PY' || fail "50 concurrent API clients"
 import json, socket, sys, threading, time
 results = []

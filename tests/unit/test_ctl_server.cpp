@@ -3,10 +3,12 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <linux/sockios.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -126,6 +128,29 @@ bool read_until_eof(int fd, std::string& out, std::chrono::milliseconds timeout 
   }
 }
 
+// Waits (up to timeout) until the server has read everything sent on fd: for a Unix stream socket
+// SIOCOUTQ counts the sent bytes the peer has not read yet.
+bool read_by_server(int fd, std::chrono::milliseconds timeout = 3000ms) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (int queued = 1; ::ioctl(fd, SIOCOUTQ, &queued) == 0;) {
+    if (queued == 0) return true;
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return false;
+}
+
+// Waits (up to timeout) until at least `bytes` of a reply are waiting to be read on fd.
+bool reply_waiting(int fd, int bytes = 1, std::chrono::milliseconds timeout = 3000ms) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (int ready = 0; ::ioctl(fd, FIONREAD, &ready) == 0;) {
+    if (ready >= bytes) return true;
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return false;
+}
+
 std::string ask(const std::string& path, const std::string& request, bool half_close = true) {
   UniqueFd fd = connect_to(path);
   send_all(fd.get(), request);
@@ -164,7 +189,7 @@ TEST_CASE("server: a request split across writes is reassembled", "[ctl][server]
   f.start();
   UniqueFd fd = connect_to(f.path);
   send_all(fd.get(), R"({"execute":"list_)");
-  std::this_thread::sleep_for(100ms);
+  REQUIRE(read_by_server(fd.get()));  // the first half is read on its own
   send_all(fd.get(), R"(hostfwd"})");
   std::string reply;
   CHECK(read_until_eof(fd.get(), reply));
@@ -176,7 +201,7 @@ TEST_CASE("server: bytes sent after the reply are discarded, not answered with a
   f.start();
   UniqueFd fd = connect_to(f.path);
   send_all(fd.get(), kList);
-  std::this_thread::sleep_for(50ms);  // the server has answered by now
+  REQUIRE(reply_waiting(fd.get(), static_cast<int>(kEmptyList.size())));  // the server has answered
   send_all(fd.get(), "\n");           // e.g. a client that writes the newline separately: no EPIPE
   std::string reply;
   CHECK(read_until_eof(fd.get(), reply, 3000ms, /*reset_is_eof=*/false));  // a clean EOF
@@ -209,7 +234,7 @@ TEST_CASE("server: silent and stuck clients do not block others", "[ctl][server]
   UniqueFd silent = connect_to(f.path);
   UniqueFd stuck = connect_to(f.path);
   send_all(stuck.get(), R"({"execute":"list_hostfwd")");
-  std::this_thread::sleep_for(50ms);
+  REQUIRE(read_by_server(stuck.get()));  // both accepted, the half request read
 
   const auto t0 = std::chrono::steady_clock::now();
   CHECK(ask(f.path, kList, false) == kEmptyList);
@@ -257,16 +282,27 @@ TEST_CASE("server: a large reply is written completely", "[ctl][server]") {
   f.start();
   FakeBackend backend;
   Api expected_api(backend, test_net(), nullptr);  // the same requests, without the socket
-  for (int i = 1; i <= 1000; ++i) {
+  for (int i = 1; i <= 2500; ++i) {
     const std::string add = R"({"execute":"add_hostfwd","arguments":{"proto":"tcp","host_port":)" +
                             std::to_string(10000 + i) + R"(,"guest_port":80}})";
     REQUIRE(ask(f.path, add) == expected_api.handle_request(add));
   }
   const std::string expected = expected_api.handle_request(kList);
-  REQUIRE(expected.size() > 200000);  // more than a socket buffer
+  // More than the server's socket can hold: a Unix stream socket takes messages while less than its
+  // send buffer (212992 bytes by default) is queued, so up to about twice that.
+  REQUIRE(expected.size() > 500000);
   UniqueFd fd = connect_to(f.path);
   send_all(fd.get(), kList);
-  std::this_thread::sleep_for(200ms);  // let the server fill the socket buffer and wait for POLLOUT
+  // The server writes what fits, then waits for POLLOUT: the part waiting here stops growing short
+  // of the whole reply.
+  int waiting = 0;
+  REQUIRE(reply_waiting(fd.get()));
+  for (int last = -1; waiting != last;) {
+    last = waiting;
+    std::this_thread::sleep_for(20ms);
+    REQUIRE(::ioctl(fd.get(), FIONREAD, &waiting) == 0);
+  }
+  CHECK(static_cast<std::size_t>(waiting) < expected.size());
   std::string reply;
   CHECK(read_until_eof(fd.get(), reply));
   CHECK(reply == expected);

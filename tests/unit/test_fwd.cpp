@@ -26,6 +26,7 @@
 #include "common/bounded_call.hpp"
 #include "fwd/connector.hpp"
 #include "fwd/forwarder.hpp"
+#include "skip.hpp"
 
 using slirpnetd::UniqueFd;
 using namespace slirpnetd::fwd;
@@ -36,6 +37,15 @@ bool write_file(const char* path, const std::string& s) {
   std::ofstream f(path);
   f << s;
   return static_cast<bool>(f.flush());
+}
+
+// Polls pred every 20 ms for up to ms milliseconds.
+bool wait_until(const std::function<bool()>& pred, int ms) {
+  for (int i = 0; i < ms / 20; ++i) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
 }
 
 // Own network namespace with lo up; as non-root inside a new user namespace first.
@@ -56,12 +66,9 @@ bool private_netns() {
 }
 const bool g_netns = private_netns();
 
-#define REQUIRE_NETNS()                                          \
-  do {                                                           \
-    if (!g_netns) {                                              \
-      WARN("cannot create a private network namespace: skipped"); \
-      return;                                                    \
-    }                                                            \
+#define REQUIRE_NETNS()                                                              \
+  do {                                                                               \
+    if (!g_netns) SLIRPNETD_SKIP("cannot create a private network namespace here"); \
   } while (0)
 
 sockaddr_storage addr(const char* ip, int port, socklen_t& len) {
@@ -277,8 +284,8 @@ TEST_CASE("splice forward: the inner server sees the connector's address", "[fwd
   REQUIRE(c);
   CHECK(echo_roundtrip(c.get(), 1000));
   c.reset();
-  // The connector's source address is the one the kernel picks for 127.0.0.2: 127.0.0.1.
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // The connector's source address is the one the kernel picks for 127.0.0.2: 127.0.0.1. The echo
+  // server recorded it at accept, before it echoed anything.
   echo.stop = true;
   echo.thread.join();
   echo.thread = std::thread([] {});
@@ -314,7 +321,7 @@ TEST_CASE("splice forward: PROXY v2 header carries the client address", "[fwd][p
   CHECK(((h[26] << 8) | h[27]) == port);
 }
 
-TEST_CASE("splice forward: refused inner connection resets the client; remove closes the listener", "[fwd]") {
+TEST_CASE("splice forward: refused inner connection resets the client, remove closes the listener", "[fwd]") {
   REQUIRE_NETNS();
   auto conn = Connector::start("", "");
   REQUIRE(conn);
@@ -435,13 +442,6 @@ std::string udp_ask(int fd, const std::string& msg, int timeout_ms = 3000) {
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
 }
 
-bool wait_until(const std::function<bool()>& pred, int ms) {
-  for (int i = 0; i < ms / 20; ++i) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
-}
 
 }  // namespace
 
@@ -583,7 +583,7 @@ TEST_CASE("forwarder: a command that timed out is cancelled, never run later", "
   } resume{conn->pid()};
   UniqueFd c = connect_to("127.0.0.1", port);
   REQUIRE(c);
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  REQUIRE(wait_until([&] { return fwd.stats().accepted.load() == 1; }, 2000));  // and now waits
   const int port2 = free_port("127.0.0.1");
   socklen_t hl = 0, gl = 0;
   auto h2 = addr("127.0.0.1", port2, hl);
@@ -675,7 +675,8 @@ TEST_CASE("splice forward: out of fds, the listener pauses instead of spinning, 
   // No Catch2 assertion until fds are back: UBSan's vptr check (in the sanitizer build) needs a
   // pipe, and reports a bogus error without one.
   const int connected = ::connect(client.get(), reinterpret_cast<const sockaddr*>(&to), len);  // to the backlog
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Worker 0 has met EMFILE and paused the listener (a bounded wait, without Catch2: see above).
+  const bool paused_in_time = wait_until([&] { return fwd.stats().accept_paused.load() >= 1; }, 2000);
   const double cpu0 = cpu_seconds();
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));
   const double busy = cpu_seconds() - cpu0;
@@ -687,6 +688,7 @@ TEST_CASE("splice forward: out of fds, the listener pauses instead of spinning, 
   restore.fillers.clear();
   REQUIRE(filled_errno == EMFILE);
   REQUIRE(connected == 0);
+  CHECK(paused_in_time);
   CHECK(busy < 0.2);  // a spinning worker 0 burns the whole second
   CHECK(paused >= 1);
   CHECK(active == 0);
@@ -712,11 +714,11 @@ TEST_CASE("splice forward: connection cap and idle timeout", "[fwd][fds]") {
   CHECK(wait_until([&] { return fwd.stats().active.load() == 2; }, 2000));
   UniqueFd c = connect_to("127.0.0.1", port);  // completes in the kernel, waits in the backlog
   REQUIRE(c);
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(wait_until([&] { return fwd.stats().accept_paused.load() >= 1; }, 2000));
   CHECK(fwd.stats().active.load() == 2);
-  CHECK(fwd.stats().accept_paused.load() >= 1);
   // a keeps talking; b stays idle and is reset after conn_idle_ms, which lets c in.
   for (int i = 0; i < 20 && fwd.stats().idle_closed.load() == 0; ++i) {
+    CHECK(fwd.stats().active.load() <= 2);  // c still waits
     char x = 'x', y = 0;
     REQUIRE(::send(a.get(), &x, 1, MSG_NOSIGNAL) == 1);
     REQUIRE(::recv(a.get(), &y, 1, 0) == 1);
@@ -788,7 +790,7 @@ TEST_CASE("splice forward: pipes start at the default size and grow only for bul
   CHECK(std::count(sizes.begin(), sizes.end(), 65536) >= 4);    // the small one's
 }
 
-TEST_CASE("connector: a stuck child makes connect() time out; its late answer is discarded", "[fwd][connector]") {
+TEST_CASE("connector: a stuck child makes connect() time out, its late answer is discarded", "[fwd][connector]") {
   REQUIRE_NETNS();
   auto conn = Connector::start("", "", 300);
   REQUIRE(conn);

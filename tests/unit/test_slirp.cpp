@@ -71,6 +71,17 @@ struct Harness {
   }
 };
 
+// Polls pred every millisecond for up to `timeout`.
+template <typename Pred>
+bool wait_until(Pred pred, std::chrono::milliseconds timeout = 2000ms) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
 }  // namespace
 
 TEST_CASE("the slirp thread answers ARP for the gateway and the DNS address", "[slirp]") {
@@ -128,18 +139,25 @@ TEST_CASE("the slirp thread busy-polls only while the frames are small", "[slirp
   REQUIRE(h.receive().size() >= 42);
   // Every spin decision from here on sees the large average.
   const uint64_t spins_bulk = h.stats.spins.get();
-  std::this_thread::sleep_for(50ms);
   h.send(arp_request("10.0.2.100", "10.0.2.2"));
   REQUIRE(h.receive().size() >= 42);
-  std::this_thread::sleep_for(20ms);
+  // The thread has gone back to sleep after the reply: a loop that began after it has stayed in its
+  // poll() (loops one ahead of polls) for two looks in a row, so its spin decision is made.
+  const uint64_t loops_then = h.stats.loops.get();
+  uint64_t seen = 0;
+  REQUIRE(wait_until([&] {
+    const uint64_t loops = h.stats.loops.get(), polls = h.stats.polls.get();
+    const bool asleep = loops > loops_then && polls + 1 == loops && loops == seen;
+    seen = loops;
+    return asleep;
+  }));
   CHECK(h.stats.spins.get() == spins_bulk);
   // Small frames (ARP: 42 bytes in, 42 out) bring the moving average (1/8 per frame) down: the thread spins again before sleeping.
   for (int i = 0; i < 40; ++i) {
     h.send(arp_request("10.0.2.100", "10.0.2.2"));
     REQUIRE(h.receive().size() >= 42);
   }
-  std::this_thread::sleep_for(20ms);
-  CHECK(h.stats.spins.get() > spins_bulk);
+  CHECK(wait_until([&] { return h.stats.spins.get() > spins_bulk; }));
   h.thread.stop();
 }
 
