@@ -885,7 +885,7 @@ def scale_forwards(args, env, sess):
     sess.daemon_alive()
     after = proc_mem_kb(pid)
     listed = api_call(sess.api_sock, {"execute": "list_hostfwd"})
-    # slirp4netns answers {"entries":[...]} (spec §0.1); tolerate the documented "return" wrapper too.
+    # slirp4netns answers {"entries":[...]}; tolerate the documented "return" wrapper too.
     entries = listed.get("entries", listed.get("return", {}).get("entries", []))
     entries = [e for e in entries if e.get("host_port", 0) >= base]  # not the bench's own two
     # Spot-check that forwards work: a short echo through every 100th one.

@@ -320,7 +320,7 @@ Scan scan_getopt(const std::vector<OptSpec>& specs, const std::string& prog, int
   return scan;
 }
 
-// slirp4netns's checks after the getopt loop (spec §1.6), in its order. Returns the exit status
+// slirp4netns's checks after the getopt loop, in its order (docs/compatibility.md, "Command line"). Returns the exit status
 // if parsing must stop.
 std::optional<int> check_positionals(ParseState& st, std::ostream& out, std::ostream& err) {
   auto fail = [&out, &err](const std::string& message) {
@@ -507,7 +507,7 @@ ParseResult parse_args(int argc, const char* const argv[], std::ostream& out, st
 std::optional<NetConfig> make_net_config(const Options& opts, std::ostream& err) {
   NetConfig net;
 
-  // --cidr, spec §1.4: four checks, in this order, each with its own message. POSIX regcomp with
+  // --cidr: four checks, in this order, each with its own message. POSIX regcomp with
   // slirp4netns's extended regex, so exactly the same strings match.
   static const char kCidrRe[] = "^(([0-9]{1,3}\\.){3}[0-9]{1,3})/([0-9]{1,2})$";
   regex_t re;

@@ -1,6 +1,6 @@
 #pragma once
-// Command line and network configuration, compatible with slirp4netns 1.3
-// (../shared/spec/slirp4netns-behaviour.md §1, §2.1).
+// Command line and network configuration, compatible with slirp4netns 1.3 (docs/compatibility.md,
+// "Command line" and "Network configuration").
 //
 // parse_args() never exits the process: it returns the status to exit with (help, version, or an
 // error it has already printed), so it can be unit tested and fuzzed.
@@ -73,7 +73,7 @@ struct ParseResult {
 // program name (slirp4netns prints "slirp4netns: unrecognized option '--bogus'").
 ParseResult parse_args(int argc, const char* const argv[], std::ostream& out, std::ostream& err);
 
-// Addresses derived from the options (spec §1.4, §2.1).
+// Addresses derived from the options.
 struct NetConfig {
   in_addr network{};
   in_addr netmask{};
@@ -105,7 +105,7 @@ void print_usage(std::ostream& out);
 // "bundled (...)" or "system (...)": which libslirp this binary links (--version's last line).
 std::string libslirp_build();
 void print_version(std::ostream& out);
-// The "Starting slirp" banner (spec §1.7), byte for byte.
+// The "Starting slirp" banner, byte for byte as slirp4netns prints it.
 void print_banner(std::ostream& out, const Options& opts, const NetConfig& net);
 
 }  // namespace slirpnetd::config

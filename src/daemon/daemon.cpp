@@ -62,7 +62,6 @@ void init_logging() {
   spdlog::set_default_logger(logger);
 }
 
-// slirp4netns's failure trail after the banner (spec §4 step 4).
 // Offloads pay at small MTUs, where the guest would otherwise send ~45 frames per 64 KiB. At a
 // large MTU the guest's frames are already that big and TSO gains nothing; what is left is
 // checksum offload. With the distribution's libslirp that only moves the guest's checksum work
@@ -76,6 +75,7 @@ bool offload_pays(const config::Options& opts) {
   return opts.offload && (slirp::SlirpThread::kTakesPartialChecksums || opts.mtu < kOffloadMaxMtu);
 }
 
+// slirp4netns's failure trail when libslirp cannot be started after the banner.
 int do_slirp_failed() {
   std::fprintf(stderr, "do_slirp is exiting\ndo_slirp failed\nparent failed\n");
   return EXIT_FAILURE;

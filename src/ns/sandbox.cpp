@@ -1,5 +1,5 @@
 // ns/sandbox.cpp: --enable-sandbox and --enable-seccomp, as slirp4netns's sandbox.c and
-// seccompfilter.c do them (spec §4 step 2, §5.1, §5.2), with two deliberate differences:
+// seccompfilter.c do them, with these deliberate differences:
 //   - enter_userns_for_sandbox() honours --userns-path (slirp4netns issue #317);
 //   - the seccomp filter is loaded before the daemon starts its first thread (so every thread
 //     inherits it), with TSYNC as well, in case a library started one of its own;

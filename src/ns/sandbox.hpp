@@ -1,5 +1,5 @@
 #pragma once
-// --enable-sandbox and --enable-seccomp (spec §5). Call order in the daemon:
+// --enable-sandbox and --enable-seccomp (docs/compatibility.md, "Sandbox and seccomp"). Call order in the daemon:
 //   enter_userns_for_sandbox()  before any thread (setns(CLONE_NEWUSER) needs a single thread)
 //   create_sandbox()            before any thread, so every thread inherits mount ns + caps
 //   enable_seccomp()            before any thread, so that no frame or request is ever handled

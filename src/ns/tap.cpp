@@ -1,4 +1,5 @@
-// ns/tap.cpp: open_tap(), slirp4netns's child()/parent() fd hand-over (spec §2.2, §2.3).
+// ns/tap.cpp: open_tap(), slirp4netns's child()/parent() fd hand-over (docs/compatibility.md,
+// "Start-up and the TAP device").
 //
 // The child is a raw clone() (fork semantics) of a single-threaded process: it runs to _exit() and never returns
 // into the caller's code, so it reports with perror()/fprintf(stderr) (unbuffered) exactly as
@@ -113,7 +114,7 @@ int set_txqueuelen(const char* ifname, int qlen) {
   return -static_cast<nlmsgerr*>(NLMSG_DATA(nh))->error;  // 0: the ACK
 }
 
-// slirp4netns's configure_network(), step for step and message for message (spec §2.2).
+// slirp4netns's configure_network(), step for step and message for message.
 // slirpnetd addition: slirp4netns issue #128 (its man page, BUGS). Kernel 4.20 raised the default
 // tcp_rmem[1] from 87380 to 131072, which slows port forwarding through libslirp (no window
 // scaling). The man page's workaround, applied in the target netns (the file is per-netns and

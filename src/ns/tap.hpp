@@ -2,10 +2,11 @@
 // Namespace work: everything here runs on the main thread before any other thread exists
 // (setns(CLONE_NEWUSER) refuses multithreaded callers; unshare/pivot_root/capset are per thread).
 //
-// open_tap() does what slirp4netns's child() does (spec §2.3): fork a short-lived child that joins
+// open_tap() does what slirp4netns's child() does: fork a short-lived child that joins
 // the target user and network namespaces, opens /dev/net/tun, attaches or creates TAPNAME
-// (IFF_TAP|IFF_NO_PI), optionally configures it (-c, spec §2.2) and sends the fd back over a
-// socketpair with SCM_RIGHTS. The parent stays in its own namespaces.
+// (IFF_TAP|IFF_NO_PI), optionally configures it (-c) and sends the fd back over a
+// socketpair with SCM_RIGHTS. The parent stays in its own namespaces. (docs/compatibility.md,
+// "Start-up and the TAP device".)
 #include <optional>
 #include <string>
 

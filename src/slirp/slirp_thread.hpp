@@ -1,6 +1,6 @@
 #pragma once
 // The slirp thread: the one thread that owns libslirp (libslirp has no locks and process-global
-// state, spec libslirp-notes §1.7). Every libslirp call, slirp_new and slirp_cleanup included,
+// state). Every libslirp call, slirp_new and slirp_cleanup included,
 // happens on it.
 //
 // Its loop, one round:

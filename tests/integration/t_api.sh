@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# API smoke test (spec §3): add_hostfwd tcp 127.0.0.1:8080 -> guest :80, then a host client
+# API smoke test (docs/compatibility.md, "The API socket"): add_hostfwd tcp 127.0.0.1:8080 -> guest :80, then a host client
 # reaches a server inside the container; list_hostfwd shows the entry; remove_hostfwd closes the
 # port. Also: a malformed request gets an error and the daemon keeps serving, and an API socket
 # path of 108+ bytes is refused with exit 1.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every bad command line from the spec's tables (§1.2-1.4) prints its message on stderr and exits
+# Every bad command line (docs/compatibility.md, "Command line") prints its message on stderr and exits
 # 1 without creating the TAP; the usage text goes to stdout exactly where slirp4netns prints it.
 # getopt-style messages are matched without their "<program>: " prefix.
 # shellcheck source=tests/integration/lib.sh
@@ -26,13 +26,13 @@ check() {
   fi
 }
 
-# getopt (§1.1)
+# getopt
 check USAGE "unrecognized option '--bogus'" --bogus "$C" tap0
 check USAGE "invalid option -- 'x'" -x "$C" tap0
 check USAGE "option '--mtu' requires an argument" "$C" tap0 --mtu
 check USAGE "option requires an argument -- 'm'" "$C" tap0 -m
 check USAGE "option '--disable' is ambiguous" --disable "$C" tap0
-# option values (§1.2)
+# option values
 check USAGE "exit-fd must be a non-negative integer" -e abc "$C" tap0
 check USAGE "exit-fd must be a non-negative integer" --exit-fd=-1 "$C" tap0
 check USAGE "exit-fd must be a non-negative integer" -e 3x "$C" tap0
@@ -56,13 +56,13 @@ check USAGE "--userns-path conflicts with --target-type=bess" --target-type=bess
 check USAGE "too many arguments" --target-type=bess "$TMP/bess.sock" "$TMP/other"
 check NOUSAGE "outbound-addr has to be valid ipv4 address or" --outbound-addr=nonexistent0 "$C" tap0
 check NOUSAGE "outbound-addr has to be valid ipv4 address or" --outbound-addr6=nonexistent0 "$C" tap0
-# positionals (§1.3): a missing one prints the usage only
+# positionals: a missing one prints the usage only
 check USAGE "PID must be a positive integer" abc tap0
 check USAGE "PID must be a positive integer" 0 tap0
 check USAGE "" "$C"
 check USAGE ""
 check USAGE "" --target-type=bess
-# --cidr (§1.4): no usage
+# --cidr: no usage
 check NOUSAGE "invalid CIDR: 24" --cidr 24 "$C" tap0
 check NOUSAGE "invalid CIDR: foo" --cidr=foo "$C" tap0
 check NOUSAGE "invalid CIDR: 10.0.2.0" --cidr 10.0.2.0 "$C" tap0

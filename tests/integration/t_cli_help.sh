@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # --help/-h and --version/-v exit 0 on stdout. Podman and RootlessKit detect features by grepping
-# the help (spec §0.6), so every flag they look for must be in it; the version output keeps the
-# lines clients parse (§1.5).
+# the help, so every flag they look for must be in it; the version output keeps the lines clients
+# parse (docs/compatibility.md, "Command line").
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
 

@@ -1,5 +1,5 @@
 // Unit tests for src/config: slirp4netns 1.3 command line, --cidr and friends, usage, version, banner.
-// Expected texts are copied from shared/spec/slirp4netns-behaviour.md §1, not from our source.
+// Expected texts are written out from slirp4netns 1.3's behaviour, not copied from our source.
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <unistd.h>

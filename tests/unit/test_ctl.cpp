@@ -1,4 +1,4 @@
-// Api::handle_request: every command and every error of spec §3.2, byte for byte.
+// Api::handle_request: every command and every error of slirp4netns's API, byte for byte.
 #include <arpa/inet.h>
 #include <rapidjson/document.h>
 

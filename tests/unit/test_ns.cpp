@@ -338,7 +338,7 @@ std::string check_tap_fd(int fd, bool vnet_hdr = true) {
   return {};
 }
 
-// Everything -c promises (spec §2.2), checked from inside the target's netns.
+// Everything -c promises (docs/compatibility.md, "Start-up and the TAP device"), checked from inside the target's netns.
 std::string check_configured(const char* mac, int mtu) {
   IfState lo = inspect("lo"), tap = inspect("tap0");
   EXPECT(lo.flags & IFF_UP);
@@ -440,7 +440,7 @@ TEST_CASE("open_tap path mode, without -c: tap exists, DOWN, no address", "[ns][
     EXPECT(tap.txqlen < ns::kTapTxQueueLen);  // untouched without -c
     EXPECT(default_gateway("tap0").empty());
     EXPECT(!(inspect("lo").flags & IFF_UP));
-    // Not persistent: the device goes away with its fd (spec §2.3).
+    // Not persistent: the device goes away with its fd, as slirp4netns's does.
     r.fd.reset();
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
     while (inspect("tap0").exists && std::chrono::steady_clock::now() < deadline)
@@ -639,7 +639,7 @@ std::string status_field(int status_fd, const std::string& key) {
   return "<missing " + key + ">";
 }
 
-// The sandbox's promises (spec §5.1 "Result"), read through a /proc/self/status fd opened before
+// The sandbox's promises (docs/compatibility.md, "Sandbox and seccomp"), read through a /proc/self/status fd opened before
 // pivot_root (the sandbox has no /proc).
 std::string check_sandboxed(int status_fd, std::set<std::string> root_entries) {
   EXPECT(list_dir("/") == root_entries);
