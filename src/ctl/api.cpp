@@ -1,4 +1,4 @@
-// ctl/api.cpp: the JSON API commands (spec §3.2), byte-compatible with slirp4netns 1.2/1.3.
+// ctl/api.cpp: the JSON API commands (docs/compatibility.md, "The API socket"), byte-compatible with slirp4netns 1.2/1.3.
 //
 // slirp4netns parses with parson 1.5.2; we parse with RapidJSON 1.1 and make it agree on what
 // "cannot parse JSON" means:
@@ -80,7 +80,7 @@ const Value* member(const Value* args, const char* name) {
 }
 
 // A JSON number with an integral value in [lo, hi]. slirp4netns casts any double to int without
-// checking (70000 binds port 4464); we reject instead (spec §9).
+// checking (70000 binds port 4464); we reject instead.
 std::optional<int> integer(const Value* v, int lo, int hi) {
   if (v == nullptr || !v->IsNumber()) return std::nullopt;
   const double d = v->GetDouble();
@@ -207,7 +207,7 @@ struct Commands {
   }
 
   // Real slirp4netns 1.2 answers {"entries":[...]}; its man page and test expect
-  // {"return":{"entries":[...]}}. We send both (spec §0.1): a client reading either shape works.
+  // {"return":{"entries":[...]}}. We send both: a client reading either shape works.
   // Key order is slirp4netns's: id, proto, host_addr, host_port, guest_addr, guest_port.
   static std::string list_hostfwd(const Api& api) {
     rapidjson::StringBuffer buf;

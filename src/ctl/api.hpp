@@ -1,5 +1,5 @@
 #pragma once
-// ctl/api.hpp: slirp4netns's JSON API (spec §3.2), as a pure request -> reply function.
+// ctl/api.hpp: slirp4netns's JSON API (docs/compatibility.md), as a pure request -> reply function.
 //
 // The control thread (ctl/api_server.hpp) owns the socket and calls Api::handle_request() once per
 // connection. Api owns the hostfwd table (ids from 1, never reused, listed in insertion order) and
@@ -23,8 +23,8 @@ namespace slirpnetd::ctl {
 // --enable-ipv6), guest is AF_INET (default: NetConfig::guest, also for an IPv6 host) or AF_INET6
 // (only when the client asks for an IPv6 guest_addr). Ports are set, in network byte order.
 // The backend maps this onto slirp_add_hostxfwd(); choosing SLIRP_HOSTFWD_V6ONLY for an IPv6 host
-// is its business (recommended: set it, so that [::]:P and 0.0.0.0:P can both be forwarded; see
-// libslirp-notes.md §1.6).
+// is its business (recommended: set it, so that [::]:P and 0.0.0.0:P can both be forwarded:
+// a dual-stack listener on [::]:P would also hold the IPv4 port, and 0.0.0.0:P would fail to bind).
 //
 // slirpnetd extension: "mode":"splice" (default: NetConfig::forward_mode) forwards with the splice
 // forwarder (src/fwd) instead of libslirp: TCP with splice(2), UDP by relaying datagrams per client

@@ -1,5 +1,6 @@
 #pragma once
-// ctl/api_server.hpp: the control thread, which owns the --api-socket UNIX socket (spec §3.1).
+// ctl/api_server.hpp: the control thread, which owns the --api-socket UNIX socket
+// (docs/compatibility.md, "The API socket").
 //
 // One JSON request per connection; the reply is written with no trailing newline, then the
 // connection is closed. Unlike slirp4netns (one blocking read() inside the packet loop), the

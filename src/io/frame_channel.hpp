@@ -10,7 +10,9 @@
 // Both rings are moodycamel::BlockingReaderWriterCircularBuffer<Frame*>: single producer, single
 // consumer, fixed capacity (= the number of slots, so a push never fails) and semaphores on both
 // ends, which give blocking with a built-in spin phase and real happens-before edges (clean under
-// ThreadSanitizer with gcc and clang; the plain ReaderWriterQueue is not, see STYLE.md).
+// ThreadSanitizer with gcc and clang; the plain ReaderWriterQueue is not: it orders its indices
+// with fences, which TSan does not model, and Debian's copy annotates them for TSan only under
+// clang).
 // Back-pressure: when all slots are in flight the producer waits for a free one; nothing is dropped.
 //
 // Who uses which end is fixed per channel and documented where the channel is created:
