@@ -56,7 +56,6 @@ class FrameChannel {
 
   // Any thread (approximate).
   size_t depth() const { return full_.size_approx(); }
-  size_t slots() const { return frames_.size(); }
   size_t slot_bytes() const { return slot_bytes_; }
 
   // Slot count for a per-direction memory budget: enough frames to cover libslirp's 64 KiB windows
