@@ -42,7 +42,6 @@ class TapReader {
 
   void start(int cpu = -1);
   void stop();
-  std::thread::native_handle_type native_handle() { return thread_.native_handle(); }
 
  private:
   void run();
