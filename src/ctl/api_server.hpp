@@ -97,7 +97,6 @@ class ApiServer {
 
   // The request handler, after start(); read it only from the control thread or after stop().
   const Api* api() const { return api_.get(); }
-  const std::string& path() const { return path_; }
 
  private:
   struct Client;
