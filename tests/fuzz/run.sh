@@ -35,14 +35,6 @@ declare -A max_len=([fuzz_api]=8192 [fuzz_options]=4096 [fuzz_slirp]=160000)
 
 mkdir -p "$build"
 cmake_args=(-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLIRPNETD_FUZZ=ON -DBUILD_TESTING=OFF)
-if ! grep -q 'SLIRPNETD_FUZZ' "$repo/CMakeLists.txt"; then
-  # Until the top-level CMakeLists.txt has `if(SLIRPNETD_FUZZ) add_subdirectory(tests/fuzz) endif()`:
-  # include this directory's CMakeLists.txt at the end of the top-level one (CMake >= 3.19; a
-  # deferred call may not add_subdirectory).
-  inject=$build/inject-fuzz.cmake
-  echo "cmake_language(DEFER DIRECTORY \"$repo\" CALL include \"$fuzz_dir/CMakeLists.txt\")" >"$inject"
-  cmake_args+=("-DCMAKE_PROJECT_INCLUDE=$inject")
-fi
 cmake -S "$repo" -B "$build" "${cmake_args[@]}" >"$build/configure.log" 2>&1 ||
   { cat "$build/configure.log" >&2; echo "run.sh: cmake configure failed" >&2; exit 1; }
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]}" >"$build/build.log" 2>&1 ||
