@@ -1,4 +1,5 @@
-// config/options.cpp: slirp4netns 1.3-compatible command line, network config and banner.
+// config/options.cpp: the slirp4netns 1.3-compatible command line (net_config.cpp derives the
+// addresses, text.cpp holds the help, version and banner texts).
 //
 // How parsing works. CLI11 holds the option table and dispatches every occurrence, in argv order,
 // to a callback (trigger_on_parse) that does what slirp4netns's getopt switch does: per-option
@@ -9,11 +10,7 @@
 // where getopt would stop; what came before it still runs first (`-h --bogus` prints help).
 #include "config/options.hpp"
 
-#include <arpa/inet.h>
-#include <ifaddrs.h>
 #include <net/if.h>
-#include <regex.h>
-#include <seccomp.h>
 #include <slirp/libslirp.h>
 #include <unistd.h>
 
@@ -28,10 +25,6 @@
 #include <functional>
 #include <memory>
 #include <vector>
-
-#ifndef SLIRPNETD_VERSION
-#error "SLIRPNETD_VERSION must be defined by src/config/CMakeLists.txt"
-#endif
 
 // --outbound-addr needs config version 2, --disable-dns version 3; we print and accept both
 // unconditionally, so refuse to build against anything older.
@@ -396,73 +389,6 @@ std::optional<int> check_positionals(ParseState& st, std::ostream& out, std::ost
   return std::nullopt;
 }
 
-// First address of `family` on interface `name`, copied into `sa` (sizeof == len).
-bool interface_address(const std::string& name, int family, void* sa, size_t len) {
-  ifaddrs* list = nullptr;
-  if (getifaddrs(&list) == -1) return false;
-  std::unique_ptr<ifaddrs, decltype(&freeifaddrs)> owner(list, &freeifaddrs);
-  for (const ifaddrs* ifa = list; ifa; ifa = ifa->ifa_next) {
-    if (ifa->ifa_addr && ifa->ifa_addr->sa_family == family && name == ifa->ifa_name) {
-      std::memcpy(sa, ifa->ifa_addr, len);
-      return true;
-    }
-  }
-  return false;
-}
-
-enum class MacError { kNone, kInvalid, kTooLong };
-
-// Exactly six ':'-separated fields of one or two hex digits, each optionally "0x"-prefixed.
-// Stricter than slirp4netns's sscanf("%x") loop on purpose: it accepted "0e:d4:18" as a 3-byte MAC
-// (padding zeros) and fields like " +1"; we reject both.
-MacError parse_mac(const std::string& s, std::array<uint8_t, 6>& mac) {
-  std::vector<std::string> fields;
-  size_t start = 0;
-  for (;;) {
-    const size_t colon = s.find(':', start);
-    fields.push_back(s.substr(start, colon - start));
-    if (colon == std::string::npos) break;
-    start = colon + 1;
-  }
-  if (fields.size() > mac.size()) return MacError::kTooLong;
-  if (fields.size() < mac.size()) return MacError::kInvalid;
-  for (size_t i = 0; i < fields.size(); ++i) {
-    std::string f = fields[i];
-    if (f.size() > 2 && f[0] == '0' && (f[1] == 'x' || f[1] == 'X')) f.erase(0, 2);
-    if (f.empty() || f.size() > 2) return MacError::kInvalid;
-    for (char c : f) {
-      if (!std::isxdigit(static_cast<unsigned char>(c))) return MacError::kInvalid;
-    }
-    mac[i] = static_cast<uint8_t>(std::strtoul(f.c_str(), nullptr, 16));
-  }
-  return MacError::kNone;
-}
-
-in_addr host_to_in_addr(uint32_t host_order) {
-  in_addr a{};
-  a.s_addr = htonl(host_order);
-  return a;
-}
-
-in6_addr fd00(uint8_t last) {
-  in6_addr a{};
-  a.s6_addr[0] = 0xfd;
-  a.s6_addr[15] = last;
-  return a;
-}
-
-std::string ntop(const in_addr& a) {
-  char buf[INET_ADDRSTRLEN] = {};
-  inet_ntop(AF_INET, &a, buf, sizeof buf);
-  return buf;
-}
-
-std::string ntop(const in6_addr& a) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  inet_ntop(AF_INET6, &a, buf, sizeof buf);
-  return buf;
-}
-
 }  // namespace
 
 ParseResult parse_args(int argc, const char* const argv[], std::ostream& out, std::ostream& err) {
@@ -502,183 +428,6 @@ ParseResult parse_args(int argc, const char* const argv[], std::ostream& out, st
   result.exit_status = check_positionals(st, out, err);
   result.options = std::move(st.opts);
   return result;
-}
-
-std::optional<NetConfig> make_net_config(const Options& opts, std::ostream& err) {
-  NetConfig net;
-
-  // --cidr: four checks, in this order, each with its own message. POSIX regcomp with
-  // slirp4netns's extended regex, so exactly the same strings match.
-  static const char kCidrRe[] = "^(([0-9]{1,3}\\.){3}[0-9]{1,3})/([0-9]{1,2})$";
-  regex_t re;
-  if (regcomp(&re, kCidrRe, REG_EXTENDED) != 0) {
-    err << "regcomp failed\n";
-    return std::nullopt;
-  }
-  std::unique_ptr<regex_t, decltype(&regfree)> re_owner(&re, &regfree);
-  regmatch_t m[4];
-  if (regexec(&re, opts.cidr.c_str(), 4, m, 0) != 0) {
-    err << "invalid CIDR: " << opts.cidr << '\n';
-    return std::nullopt;
-  }
-  auto group = [&opts, &m](int i) { return opts.cidr.substr(m[i].rm_so, m[i].rm_eo - m[i].rm_so); };
-  const std::string network_str = group(1);
-  if (inet_pton(AF_INET, network_str.c_str(), &net.network) != 1) {
-    err << "invalid network address: " << network_str << '\n';
-    return std::nullopt;
-  }
-  const int prefix = std::stoi(group(3));
-  if (prefix < 1 || prefix > 25) {  // the guest is network + 100
-    err << "prefix length needs to be 1-25\n";
-    return std::nullopt;
-  }
-  const uint32_t mask = ~uint32_t{0} << (32 - prefix);
-  const uint32_t network = ntohl(net.network.s_addr);
-  if ((network & mask) != network) {
-    err << "CIDR needs to be a network address like 10.0.2.0/24, not like 10.0.2.100/24\n";
-    return std::nullopt;
-  }
-  net.prefix_len = prefix;
-  net.netmask = host_to_in_addr(mask);
-  net.gateway = host_to_in_addr(network + 2);
-  net.dns = host_to_in_addr(network + 3);
-  net.dhcp_start = host_to_in_addr(network + 15);
-  net.dhcp_end = host_to_in_addr(network + 30);
-  net.guest = host_to_in_addr(network + 100);
-
-  net.mtu = opts.mtu;
-  net.enable_ipv6 = opts.enable_ipv6;
-  net.prefix6 = fd00(0);
-  net.prefix6_len = 64;
-  net.gateway6 = fd00(2);
-  net.dns6 = fd00(3);
-  net.disable_host_loopback = opts.disable_host_loopback;
-  net.disable_dns = opts.disable_dns;
-  net.forward_mode = opts.forward_mode;
-
-  // The outbound and MAC messages are slirp4netns's texts (the "iterface" typo included); slirp4netns
-  // prints them without a trailing newline, we end the line.
-  if (!opts.outbound_addr.empty()) {
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    if (inet_pton(AF_INET, opts.outbound_addr.c_str(), &sa.sin_addr) != 1 &&
-        !interface_address(opts.outbound_addr, AF_INET, &sa, sizeof sa)) {
-      err << "outbound-addr has to be valid ipv4 address or interface name.\n";
-      return std::nullopt;
-    }
-    sa.sin_port = 0;
-    net.outbound4 = sa;
-  }
-  if (!opts.outbound_addr6.empty()) {
-    sockaddr_in6 sa{};
-    sa.sin6_family = AF_INET6;
-    // slirp4netns looks up the --outbound-addr string here (a bug); we use --outbound-addr6's.
-    if (inet_pton(AF_INET6, opts.outbound_addr6.c_str(), &sa.sin6_addr) != 1 &&
-        !interface_address(opts.outbound_addr6, AF_INET6, &sa, sizeof sa)) {
-      err << "outbound-addr has to be valid ipv4 address or iterface name.\n";
-      return std::nullopt;
-    }
-    sa.sin6_port = 0;
-    net.outbound6 = sa;
-  }
-
-  if (!opts.macaddress.empty()) {
-    std::array<uint8_t, 6> mac{};
-    const MacError e = parse_mac(opts.macaddress, mac);
-    if (e != MacError::kNone) {
-      err << '"' << opts.macaddress << "\" is an invalid MAC address."
-          << (e == MacError::kTooLong ? "  Is it too long?" : "") << '\n'
-          << "macaddress has to be a valid MAC address (hex string, 6 bytes, each byte separated by "
-             "a ':').\n";
-      return std::nullopt;
-    }
-    net.mac = mac;
-  }
-  return net;
-}
-
-void print_usage(std::ostream& out) {
-  // slirp4netns HEAD's usage(), TABs included, with our name and our extension at the end.
-  out << "Usage: slirpnetd [OPTION]... PID|PATH|FD [TAPNAME]\n"
-         "User-mode networking for unprivileged network namespaces.\n"
-         "\n"
-         "-c, --configure          bring up the interface\n"
-         "-e, --exit-fd=FD         specify the FD for terminating slirpnetd\n"
-         "-r, --ready-fd=FD        specify the FD to write to when the network is configured\n"
-         "-m, --mtu=MTU            specify MTU (default=1500, max=65521)\n"
-         "-6, --enable-ipv6        enable IPv6 (experimental)\n"
-         "-a, --api-socket=PATH    specify API socket path\n"
-         "--cidr=CIDR              specify network address CIDR (default=10.0.2.0/24)\n"
-         "--disable-host-loopback  prohibit connecting to 127.0.0.1:* on the host namespace\n"
-         "--netns-type=TYPE \t specify network namespace type ([path|pid|tapfd], default=pid)\n"
-         "--userns-path=PATH\t specify user namespace path\n"
-         "--enable-sandbox         create a new mount namespace (and drop all caps except "
-         "CAP_NET_BIND_SERVICE if running as the root)\n"
-         "--enable-seccomp         enable seccomp to limit syscalls (experimental)\n"
-         "--outbound-addr=IPv4     sets outbound ipv4 address to bound to (experimental)\n"
-         "--outbound-addr6=IPv6    sets outbound ipv6 address to bound to (experimental)\n"
-         "--disable-dns            disables 10.0.2.3 (or configured internal ip) to host dns redirect "
-         "(experimental)\n"
-         "--macaddress=MAC         specify the MAC address of the TAP (only valid with -c)\n"
-         "--target-type=TYPE       specify the target type ([netns|bess], default=netns)\n"
-         "-h, --help               show this help and exit\n"
-         "-v, --version            show version and exit\n"
-         "--stats                  print frame pipeline counters at exit (slirpnetd extension)\n"
-         "--offload=on|off         checksum/TSO offloads on the TAP (default=on; slirpnetd extension)\n"
-         "--spin-us=N              busy-poll N us before sleeping, small frames only (default=80; slirpnetd extension)\n"
-         "--cpu-affinity=R,W,S     pin TAP reader, TAP writer, slirp threads to CPUs (slirpnetd extension)\n"
-         "--tcp-buffer-max=SIZE    largest TCP buffer per connection and direction, which bounds the\n"
-         "                         TCP window (bytes, or K/M; default=4M; bundled libslirp only;\n"
-         "                         slirpnetd extension)\n"
-         "--splice                 allow add_hostfwd \"mode\":\"splice\" (splice(2) forwarder; slirpnetd extension)\n"
-         "--forward-mode=MODE      add_hostfwd's default: slirp or splice (default=slirp; splice implies\n"
-         "                         --splice; slirpnetd extension)\n"
-         "\n"
-         "One-command mode: slirpnetd run [OPTION]... -- CMD [ARG]...  (see slirpnetd run --help)\n";
-}
-
-std::string libslirp_build() {
-#if SLIRPNETD_LIBSLIRP_BUNDLED
-  // Debian's libslirp 4.7.0-1 source package and third_party/libslirp/patches/series, linked in.
-  return "bundled (Debian's libslirp 4.7.0-1 source package + " + std::to_string(SLIRPNETD_LIBSLIRP_PATCHES) +
-         " patches, linked statically)";
-#else
-  return "system (the distribution's shared library)";
-#endif
-}
-
-void print_version(std::ostream& out) {
-  const scmp_version* sv = seccomp_version();
-  out << "slirpnetd version " SLIRPNETD_VERSION "\n"
-      << "libslirp: " << slirp_version_string() << '\n'
-      << "SLIRP_CONFIG_VERSION_MAX: " << SLIRP_CONFIG_VERSION_MAX << '\n'
-      << "libseccomp: " << sv->major << '.' << sv->minor << '.' << sv->micro << '\n'
-      << "libslirp build: " << libslirp_build() << '\n';
-}
-
-void print_banner(std::ostream& out, const Options& opts, const NetConfig& net) {
-  out << "Starting slirp\n"
-      << "* MTU:             " << net.mtu << '\n'
-      << "* Network:         " << ntop(net.network) << '\n'
-      << "* Netmask:         " << ntop(net.netmask) << '\n'
-      << "* Gateway:         " << ntop(net.gateway) << '\n'
-      << "* DNS:             " << ntop(net.dns) << '\n'
-      << "* DHCP begin:      " << ntop(net.dhcp_start) << '\n'
-      << "* DHCP end:        " << ntop(net.dhcp_end) << '\n'
-      << "* Recommended IP:  " << ntop(net.guest) << '\n';
-  if (!opts.api_socket.empty()) out << "* API Socket:      " << opts.api_socket << '\n';
-  if (net.outbound4) out << "* Outbound IPv4:    " << ntop(net.outbound4->sin_addr) << '\n';
-  if (net.outbound6) out << "* Outbound IPv6:    " << ntop(net.outbound6->sin6_addr) << '\n';
-  if (net.mac) {
-    char buf[18];
-    const auto& m = *net.mac;
-    std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
-    out << "* MAC address:     " << buf << '\n';
-  }
-  if (!net.disable_host_loopback) {
-    out << "WARNING: 127.0.0.1:* on the host is accessible as " << ntop(net.gateway)
-        << " (set --disable-host-loopback to prohibit connecting to 127.0.0.1:*)\n";
-  }
 }
 
 }  // namespace slirpnetd::config
