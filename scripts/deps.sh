@@ -11,7 +11,7 @@ PACKAGES=(
   # Debian's libslirp source package, fetched below with apt-get source, unpacked by dpkg-dev)
   cmake gcc g++ clang libclang-rt-14-dev pkg-config dpkg-dev patch xz-utils debian-archive-keyring
   libslirp-dev libglib2.0-dev libconcurrentqueue-dev libreaderwriterqueue-dev libspdlog-dev
-  libfmt-dev libcli11-dev rapidjson-dev catch2 libseccomp-dev
+  libfmt-dev rapidjson-dev catch2 libseccomp-dev
   # the manual pages' checks (groff, man -l, lexgrog) and the Debian package (cpack -G DEB runs
   # file and dpkg-shlibdeps, from dpkg-dev above)
   man-db groff-base file

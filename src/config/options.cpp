@@ -1,20 +1,20 @@
 // config/options.cpp: the slirp4netns 1.3-compatible command line (net_config.cpp derives the
 // addresses, text.cpp holds the help, version and banner texts).
 //
-// How parsing works. CLI11 holds the option table and dispatches every occurrence, in argv order,
-// to a callback (trigger_on_parse) that does what slirp4netns's getopt switch does: per-option
-// checks, WARNING lines, -h/-v. CLI11 2.1 has no getopt_long conventions of its own (no unique-prefix
-// long options, getopt's messages), so scan_getopt() first walks argv like glibc getopt_long with
-// permutation, using CLI11's own table for names and arities, and hands CLI11 a canonical argv
-// (`--long-name VALUE ... -- POSITIONAL...`) that it cannot misread. An option error stops the scan
-// where getopt would stop; what came before it still runs first (`-h --bogus` prints help).
+// How parsing works: as slirp4netns does it, with glibc's getopt_long() (permutation, unique
+// prefixes of long options, its own error messages). The option table holds, per option, what
+// slirp4netns's getopt switch does for it (per-option checks, WARNING lines, -h/-v); each
+// occurrence runs in command-line order, so an error stops parsing where getopt stops and what
+// came before it has already run (`-h --bogus` prints the help). CLI11 is not used here: it has
+// none of getopt_long's conventions, and slirp4netns's behaviour is getopt_long's.
 #include "config/options.hpp"
 
 #include <net/if.h>
 #include <slirp/libslirp.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
+#include <getopt.h>
+
 #include <cctype>
 #include <cerrno>
 #include <climits>
@@ -76,25 +76,35 @@ std::optional<int> parse_non_negative(const std::string& s) {
   return v;
 }
 
-// The option table, in slirp4netns's longopts order (getopt lists ambiguous candidates in it).
-// Every callback is run by CLI11 once per occurrence, in command-line order.
-void build_option_table(CLI::App& app, ParseState& st, std::ostream& out, std::ostream& err) {
+// One option: its short name (0 if none), long name, whether it takes a value, and what
+// slirp4netns's getopt switch does when it is met.
+struct OptionDef {
+  char short_name;
+  std::string long_name;
+  bool takes_arg;
+  std::function<void(const std::string&)> on_parse;
+};
+
+// The option table, in slirp4netns's longopts order (getopt lists ambiguous candidates in it, and
+// the short options string follows it: "ce:r:m:a:6hv").
+std::vector<OptionDef> build_option_table(ParseState& st, std::ostream& out, std::ostream& err) {
+  std::vector<OptionDef> table;
   auto fail = [&out, &err](const std::string& message) {
     err << message << '\n';
     print_usage(out);
     throw StopParsing(1);
   };
-  auto flag = [&app](const char* names, std::function<void()> fn) {
-    app.add_flag_callback(names, std::move(fn))->trigger_on_parse();
+  // names: "-c,--configure" or "--cidr".
+  auto add = [&table](const std::string& names, bool takes_arg, std::function<void(const std::string&)> fn) {
+    const size_t comma = names.find(',');
+    const char short_name = comma == std::string::npos ? 0 : names[1];
+    table.push_back({short_name, names.substr(comma == std::string::npos ? 2 : comma + 3), takes_arg, std::move(fn)});
   };
-  auto value = [&app](const char* names, std::function<void(const std::string&)> fn) {
-    app.add_option(names,
-                   [fn = std::move(fn)](const CLI::results_t& r) {
-                     fn(r.empty() ? std::string() : r.back());
-                     return true;
-                   })
-        ->trigger_on_parse()
-        ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  auto flag = [&add](const char* names, std::function<void()> fn) {
+    add(names, false, [fn = std::move(fn)](const std::string&) { fn(); });
+  };
+  auto value = [&add](const char* names, std::function<void(const std::string&)> fn) {
+    add(names, true, std::move(fn));
   };
   Options& o = st.opts;
 
@@ -199,119 +209,41 @@ void build_option_table(CLI::App& app, ParseState& st, std::ostream& out, std::o
     if (o.forward_mode == ForwardMode::Splice) o.enable_splice = true;
   });
   flag("--splice", [&o] { o.enable_splice = true; });
-
-  app.add_option("ARGS", st.positionals);
+  return table;
 }
 
-struct OptSpec {
-  std::string long_name;
-  std::string short_names;
-  bool takes_arg;
-};
-
-std::vector<OptSpec> spec_of(const CLI::App& app) {
-  std::vector<OptSpec> specs;
-  for (const CLI::Option* opt : app.get_options()) {
-    if (opt->get_lnames().empty()) continue;  // the positional ARGS
-    OptSpec s{opt->get_lnames().front(), {}, opt->get_items_expected_max() > 0};
-    for (const auto& sn : opt->get_snames()) s.short_names += sn;
-    specs.push_back(std::move(s));
+// getopt_long() prints its messages (e.g. "PROG: unrecognized option '--x'") on stdio's stderr.
+// While it runs, stderr is a memory stream, so the message can go to `err` like every other one.
+// parse_args() runs before the daemon starts any thread, so nothing else writes to stderr then.
+class GetoptMessages {
+ public:
+  GetoptMessages() : saved_(stderr), mem_(::open_memstream(&buf_, &len_)) {
+    if (mem_) stderr = mem_;
   }
-  return specs;
-}
-
-struct Scan {
-  std::vector<std::string> canonical;  // "--name" [VALUE] per option occurrence, in order
-  std::vector<std::string> positionals;
-  std::optional<std::string> error;  // getopt's message; `canonical` ends where getopt stopped
-};
-
-// glibc getopt_long(argc, argv, "ce:r:m:a:6hv", longopts) with GNU permutation (POSIXLY_CORRECT is
-// not honoured), including its error messages, which name the program as argv[0].
-Scan scan_getopt(const std::vector<OptSpec>& specs, const std::string& prog, int argc,
-                 const char* const argv[]) {
-  Scan scan;
-  auto emit = [&scan](const OptSpec& s, const char* arg) {
-    scan.canonical.push_back("--" + s.long_name);
-    if (s.takes_arg) scan.canonical.emplace_back(arg);
-  };
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--") {
-      for (++i; i < argc; ++i) scan.positionals.emplace_back(argv[i]);
-      break;
-    }
-    if (a.size() < 2 || a[0] != '-') {
-      scan.positionals.push_back(a);
-      continue;
-    }
-    if (a[1] == '-') {
-      const size_t eq = a.find('=');
-      const std::string name = a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
-      const OptSpec* found = nullptr;
-      std::vector<const OptSpec*> candidates;
-      for (const auto& s : specs) {
-        if (s.long_name == name) {
-          found = &s;
-          break;
-        }
-        if (s.long_name.compare(0, name.size(), name) == 0) candidates.push_back(&s);
-      }
-      if (!found && candidates.size() == 1) found = candidates.front();
-      if (!found) {
-        if (candidates.empty()) {
-          scan.error = prog + ": unrecognized option '" + a + "'";
-        } else {
-          std::string msg = prog + ": option '" + a + "' is ambiguous; possibilities:";
-          for (const OptSpec* c : candidates) msg += " '--" + c->long_name + "'";
-          scan.error = msg;
-        }
-        return scan;
-      }
-      if (eq != std::string::npos) {
-        if (!found->takes_arg) {
-          scan.error = prog + ": option '--" + found->long_name + "' doesn't allow an argument";
-          return scan;
-        }
-        emit(*found, argv[i] + eq + 1);
-      } else if (!found->takes_arg) {
-        emit(*found, nullptr);
-      } else if (i + 1 < argc) {
-        emit(*found, argv[++i]);
-      } else {
-        scan.error = prog + ": option '--" + found->long_name + "' requires an argument";
-        return scan;
-      }
-      continue;
-    }
-    // A cluster of short options: -c6, -m1500, -cm 1500.
-    for (size_t j = 1; j < a.size(); ++j) {
-      const char c = a[j];
-      const OptSpec* found = nullptr;
-      for (const auto& s : specs) {
-        if (s.short_names.find(c) != std::string::npos) found = &s;
-      }
-      if (!found) {
-        scan.error = prog + ": invalid option -- '" + std::string(1, c) + "'";
-        return scan;
-      }
-      if (!found->takes_arg) {
-        emit(*found, nullptr);
-        continue;
-      }
-      if (j + 1 < a.size()) {
-        emit(*found, argv[i] + j + 1);
-      } else if (i + 1 < argc) {
-        emit(*found, argv[++i]);
-      } else {
-        scan.error = prog + ": option requires an argument -- '" + std::string(1, c) + "'";
-        return scan;
-      }
-      break;
-    }
+  ~GetoptMessages() {
+    restore();
+    std::free(buf_);
   }
-  return scan;
-}
+  GetoptMessages(const GetoptMessages&) = delete;
+  GetoptMessages& operator=(const GetoptMessages&) = delete;
+
+  std::string take() {
+    restore();
+    return buf_ ? std::string(buf_, len_) : std::string();
+  }
+
+ private:
+  void restore() {
+    if (!mem_) return;
+    stderr = saved_;
+    std::fclose(mem_);  // sets buf_ and len_
+    mem_ = nullptr;
+  }
+  FILE* saved_;
+  char* buf_ = nullptr;
+  size_t len_ = 0;
+  FILE* mem_;
+};
 
 // slirp4netns's checks after the getopt loop, in its order (docs/compatibility.md, "Command line"). Returns the exit status
 // if parsing must stop.
@@ -392,39 +324,58 @@ std::optional<int> check_positionals(ParseState& st, std::ostream& out, std::ost
 }  // namespace
 
 ParseResult parse_args(int argc, const char* const argv[], std::ostream& out, std::ostream& err) {
-  const std::string prog = argc > 0 && argv[0] ? argv[0] : kDefaultProg;
   ParseResult result;
   ParseState st;
+  const std::vector<OptionDef> table = build_option_table(st, out, err);
 
-  CLI::App app{"User-mode networking for unprivileged network namespaces.", kDefaultProg};
-  app.set_help_flag();  // -h/--help is ours: slirp4netns's text, in getopt order
-  build_option_table(app, st, out, err);
+  std::string shortopts;
+  std::vector<option> longopts;
+  for (size_t i = 0; i < table.size(); ++i) {
+    const OptionDef& d = table[i];
+    const int val = d.short_name ? d.short_name : 256 + static_cast<int>(i);
+    if (d.short_name) shortopts += std::string(1, d.short_name) + (d.takes_arg ? ":" : "");
+    longopts.push_back({d.long_name.c_str(), d.takes_arg ? required_argument : no_argument, nullptr, val});
+  }
+  longopts.push_back({nullptr, 0, nullptr, 0});
 
-  const Scan scan = scan_getopt(spec_of(app), prog, argc, argv);
-  std::vector<const char*> cli_argv{kDefaultProg};
-  for (const auto& s : scan.canonical) cli_argv.push_back(s.c_str());
-  cli_argv.push_back("--");
-  for (const auto& s : scan.positionals) cli_argv.push_back(s.c_str());
+  // getopt_long permutes its argv: give it copies. argv[0] names the program in its messages.
+  std::vector<std::string> args(argv, argv + argc);
+  if (args.empty()) args.emplace_back(kDefaultProg);
+  std::vector<char*> cargv;
+  for (auto& a : args) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  const int cargc = static_cast<int>(args.size());
 
+  optind = 0;  // glibc: start a new scan, forgetting any earlier one's state
+  opterr = 1;
   try {
-    app.parse(static_cast<int>(cli_argv.size()), cli_argv.data());
+    for (;;) {
+      int index = -1;
+      std::string message;
+      int c;
+      {
+        GetoptMessages messages;
+        c = getopt_long(cargc, cargv.data(), shortopts.c_str(), longopts.data(), &index);
+        message = messages.take();
+      }
+      if (c == -1) break;
+      if (c == '?' || c == ':') {
+        err << message;
+        print_usage(out);
+        result.exit_status = 1;
+        return result;
+      }
+      const OptionDef* d = nullptr;
+      if (c >= 256) d = &table[static_cast<size_t>(c - 256)];
+      for (size_t i = 0; !d && i < table.size(); ++i)
+        if (table[i].short_name == c) d = &table[i];
+      if (d) d->on_parse(d->takes_arg && optarg ? optarg : "");
+    }
   } catch (const StopParsing& stop) {
     result.exit_status = stop.status();
     return result;
-  } catch (const CLI::Error& e) {
-    // Unreachable by construction (the scan hands CLI11 only canonical input); never let CLI11's
-    // 1xx exit codes out.
-    err << prog << ": " << e.what() << '\n';
-    print_usage(out);
-    result.exit_status = 1;
-    return result;
   }
-  if (scan.error) {
-    err << *scan.error << '\n';
-    print_usage(out);
-    result.exit_status = 1;
-    return result;
-  }
+  for (int i = optind; i < cargc; ++i) st.positionals.emplace_back(cargv[static_cast<size_t>(i)]);
   result.exit_status = check_positionals(st, out, err);
   result.options = std::move(st.opts);
   return result;
