@@ -201,7 +201,7 @@ std::vector<OptionDef> build_option_table(ParseState& st, std::ostream& out, std
     char end;
     if (std::sscanf(v.c_str(), "%d,%d,%d%c", &a, &b, &c, &end) != 3 || a < 0 || b < 0 || c < 0)
       fail("--cpu-affinity must be three CPU numbers: READER,WRITER,SLIRP");
-    o.cpu_affinity = v;
+    o.cpu_affinity = {a, b, c};
   });
   value("--forward-mode", [&o, fail](const std::string& v) {
     if (v != "slirp" && v != "splice") fail("--forward-mode must be slirp or splice");

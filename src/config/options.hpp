@@ -50,7 +50,8 @@ struct Options {
   bool print_stats = false;  // --stats: print pipeline counters at exit
   bool offload = true;       // --offload=on|off: IFF_VNET_HDR with checksum/TSO offloads on the TAP
   int spin_us = 80;          // --spin-us=N: the slirp thread busy-polls this long (small-frame traffic only)
-  std::string cpu_affinity;  // --cpu-affinity=R,W,S: CPUs for the TAP reader, writer, slirp thread
+  // --cpu-affinity=R,W,S: CPUs for the TAP reader, writer and slirp thread (-1: not pinned).
+  std::array<int, 3> cpu_affinity{-1, -1, -1};
   // --tcp-buffer-max=SIZE: the most each libslirp TCP socket buffer may grow to, which bounds the
   // window it advertises (bundled libslirp only; 0 = libslirp's default).
   size_t tcp_buffer_max = 0;

@@ -249,8 +249,7 @@ int serve(const config::Options& opts, const Hooks& hooks) {
   auto on_gone = [&gone](const std::string& reason) { gone.raise(reason); };
 
   slirp::install_glib_log_handler();
-  int cpu[3] = {-1, -1, -1};  // reader, writer, slirp
-  if (!opts.cpu_affinity.empty()) std::sscanf(opts.cpu_affinity.c_str(), "%d,%d,%d", &cpu[0], &cpu[1], &cpu[2]);
+  const auto& cpu = opts.cpu_affinity;  // reader, writer, slirp
   slirp::Tuning tuning;
   tuning.spin_us = opts.spin_us;
   tuning.tcp_buffer_max = opts.tcp_buffer_max;

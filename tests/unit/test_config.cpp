@@ -573,6 +573,17 @@ TEST_CASE("derived addresses", "[net]") {
   CHECK(n2->disable_dns);
 }
 
+TEST_CASE("cpu-affinity is parsed into three CPU numbers", "[parse]") {
+  auto r = parse({"1", "t"});
+  REQUIRE(!r.status);
+  CHECK(r.opts.cpu_affinity == std::array<int, 3>{-1, -1, -1});
+  r = parse({"--cpu-affinity=1,0,3", "1", "t"});
+  REQUIRE(!r.status);
+  CHECK(r.opts.cpu_affinity == std::array<int, 3>{1, 0, 3});
+  for (const char* bad : {"--cpu-affinity=1,2", "--cpu-affinity=1,2,3,4", "--cpu-affinity=1,-2,3", "--cpu-affinity=a,b,c"})
+    require_error(parse({bad, "1", "t"}), "--cpu-affinity must be three CPU numbers: READER,WRITER,SLIRP");
+}
+
 TEST_CASE("outbound-addr and outbound-addr6", "[net]") {
   Options o;
   o.outbound_addr = "192.0.2.7";
