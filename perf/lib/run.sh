@@ -6,7 +6,8 @@
 # Outside the sandbox: installs the Debian packages it needs (if missing), compiles
 # perf/tools/nettool.cpp, then re-executes itself inside fresh network, mount and PID
 # namespaces. Inside: brings lo up, hides the host's resolver behind a resolv.conf naming
-# 127.0.0.1, mounts a private tmpfs work dir and runs lib/netbench.py MODE ARGS.
+# 127.0.0.1, mounts a private tmpfs work dir and runs the mode's program (lib/bench.py,
+# lib/profile_daemon.py or lib/scale.py, over the shared harness lib/netbench.py) with ARGS.
 # No packet can leave: the outer namespace has only lo (plus the links the driver creates
 # itself), and every server listens on loopback or inside a namespace we created.
 set -euo pipefail
@@ -49,9 +50,7 @@ if [[ "${NETBENCH_INNER:-}" != 1 ]]; then
 
     # Resolve the daemon under test now, with the caller's working directory.
     if [[ -z "${SLIRPNETD:-}" ]]; then
-        for cand in "$PERF_DIR/../build-lead/slirpnetd" "$PERF_DIR/../build/slirpnetd"; do
-            if [[ -x "$cand" ]]; then SLIRPNETD="$(readlink -f "$cand")"; break; fi
-        done
+        [[ -x "$PERF_DIR/../build/slirpnetd" ]] && SLIRPNETD="$(readlink -f "$PERF_DIR/../build/slirpnetd")"
     fi
     [[ -n "${SLIRPNETD:-}" && -e "$SLIRPNETD" ]] && SLIRPNETD="$(readlink -f "$SLIRPNETD")"
     export SLIRPNETD="${SLIRPNETD:-}"
@@ -84,7 +83,13 @@ sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="32768 65000" 2>
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 status=0
-timeout --kill-after=10 "${NETBENCH_TIMEOUT:-3600}" python3 "$PERF_DIR/lib/netbench.py" "$MODE" --work "$work" --perf-dir "$PERF_DIR" "$@" || status=$?
+case "$MODE" in
+    bench) program=bench.py ;;
+    profile) program=profile_daemon.py ;;
+    scale) program=scale.py ;;
+    *) echo "perf: unknown mode $MODE" >&2; exit 2 ;;
+esac
+timeout --kill-after=10 "${NETBENCH_TIMEOUT:-3600}" python3 "$PERF_DIR/lib/$program" --work "$work" --perf-dir "$PERF_DIR" "$@" || status=$?
 umount "$work" 2>/dev/null || true
 rmdir "$work" 2>/dev/null || true
 exit "$status"
