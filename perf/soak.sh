@@ -16,7 +16,7 @@
 # first quarter's (after a warm-up of 10% of the run, at most 60 s) + 8 MiB, the last quarter's mean fd count at most 1.2x the first's + 16, and after
 # the load the fd count comes back to within 4 of its idle baseline. Writes a summary to stdout and
 # perf/results/soak-latest.txt (raw samples: perf/results/soak-latest.samples).
-# The daemon is $SLIRPNETD (default build-lead/slirpnetd, else build/slirpnetd).
+# The daemon is $SLIRPNETD (default build/slirpnetd).
 set -euo pipefail
 
 PERF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -39,9 +39,7 @@ if [[ -z ${SLIRPNETD_HERMETIC:-} ]]; then  # outside the namespaces: prepare, th
     command -v $cmd >/dev/null || { echo "soak.sh: missing $cmd (apt-get install iperf3 jq g++)" >&2; exit 1; }
   done
   if [[ -z ${SLIRPNETD:-} ]]; then
-    for cand in "$REPO/build-lead/slirpnetd" "$REPO/build/slirpnetd"; do
-      [[ -x $cand ]] && { SLIRPNETD=$cand; break; }
-    done
+    SLIRPNETD=$REPO/build/slirpnetd
   fi
   export SLIRPNETD
   if [[ ! -x $TOOL || $PERF_DIR/tools/nettool.cpp -nt $TOOL ]]; then
@@ -203,7 +201,7 @@ verdict=PASS
 summary=$(
   echo "slirpnetd soak test: $verdict"
   echo "date:            $(date -u +%FT%TZ)"
-  echo "daemon:          $SLIRPNETD ($($SLIRPNETD --version 2>/dev/null | head -1))"
+  echo "daemon:          ${SLIRPNETD#"$REPO"/} ($($SLIRPNETD --version 2>/dev/null | head -1))"
   echo "duration:        $((DURATION / 60)) min $((DURATION % 60)) s, MTU 65520, $NSAMPLES samples every 5 s (quarters after a $WARMUP s warm-up)"
   echo "iperf3 ns->host: $UP_RUNS runs of 20 s (2 x 150 Mbit/s), $UP_FAILED failed, $UP_GB GB"
   echo "iperf3 host->ns: $DOWN_RUNS runs of 20 s (2 x 150 Mbit/s, -R), $DOWN_FAILED failed, $DOWN_GB GB"
