@@ -59,7 +59,7 @@ for dep in libc6 libglib2.0-0 libseccomp2 libstdc++6; do
 done
 contents=$(dpkg-deb -c "$deb" | awk '{print $NF}')
 for f in ./usr/bin/slirpnetd ./usr/share/man/man1/slirpnetd.1.gz ./usr/share/man/man1/slirpnetd-run.1.gz \
-  ./usr/share/doc/slirpnetd/copyright; do
+  ./usr/share/man/man1/slirpnetd-stats.1.gz ./usr/share/doc/slirpnetd/copyright; do
   grep -qxF "$f" <<<"$contents" || fail "the package lacks $f; it holds:"$'\n'"$contents"
 done
 
@@ -75,7 +75,7 @@ out=$(/usr/bin/slirpnetd --version | head -1)
 if grep -Eqs '^path-exclude=/usr/share/man' /etc/dpkg/dpkg.cfg /etc/dpkg/dpkg.cfg.d/*; then
   log "dpkg is configured not to install /usr/share/man here: man -w not checked"
 else
-  for page in slirpnetd slirpnetd-run; do
+  for page in slirpnetd slirpnetd-run slirpnetd-stats; do
     where=$(man -w "$page" 2>&1) || fail "man -w $page: $where"
     [[ $where == /usr/share/man/man1/$page.1.gz ]] || fail "man -w $page: $where"
   done
