@@ -209,6 +209,7 @@ std::vector<OptionDef> build_option_table(ParseState& st, std::ostream& out, std
     if (o.forward_mode == ForwardMode::Splice) o.enable_splice = true;
   });
   flag("--splice", [&o] { o.enable_splice = true; });
+  value("--log-level", [&o](const std::string& v) { o.log_level = v; });
   return table;
 }
 

@@ -60,6 +60,9 @@ struct Options {
   // is an extra child process in the target netns. Off by default, so the process model Podman and
   // RootlessKit see (one daemon process) is unchanged.
   bool enable_splice = false;
+  // --log-level=LEVEL: spdlog's level, checked and applied by the daemon at start (empty: the
+  // environment's SLIRPNETD_LOG_LEVEL, else warn).
+  std::string log_level;
 };
 
 struct ParseResult {

@@ -66,8 +66,11 @@ void print_usage(std::ostream& out) {
          "--splice                 allow add_hostfwd \"mode\":\"splice\" (splice(2) forwarder; slirpnetd extension)\n"
          "--forward-mode=MODE      add_hostfwd's default: slirp or splice (default=slirp; splice implies\n"
          "                         --splice; slirpnetd extension)\n"
+         "--log-level=LEVEL        diagnostics to show: trace, debug, info, warn, error, critical or off\n"
+         "                         (default=warn, or $SLIRPNETD_LOG_LEVEL; slirpnetd extension)\n"
          "\n"
-         "One-command mode: slirpnetd run [OPTION]... -- CMD [ARG]...  (see slirpnetd run --help)\n";
+         "One-command mode: slirpnetd run [OPTION]... -- CMD [ARG]...  (see slirpnetd run --help)\n"
+         "Pipeline statistics: slirpnetd stats --api-socket PATH [--json]  (see slirpnetd stats --help)\n";
 }
 
 std::string libslirp_build() {

@@ -54,12 +54,31 @@ namespace slirpnetd::daemon {
 
 namespace {
 
-void init_logging() {
+// Our own diagnostics go through spdlog; slirp4netns's messages (banner, errors, exit lines) are
+// printed as they are, whatever the level. The level: --log-level, else $SLIRPNETD_LOG_LEVEL, else
+// warn, which is as quiet as slirp4netns in normal operation (Podman shows our stderr in its
+// errors). An unknown level is refused with a message naming it: returns false.
+bool init_logging(const config::Options& opts) {
+  std::string name = opts.log_level;
+  const char* source = "--log-level";
+  if (const char* env = std::getenv("SLIRPNETD_LOG_LEVEL"); name.empty() && env != nullptr) {
+    name = env;
+    source = "SLIRPNETD_LOG_LEVEL";
+  }
+  spdlog::level::level_enum level = spdlog::level::warn;
+  if (!name.empty()) {
+    level = spdlog::level::from_str(name);  // anything it does not know is "off"
+    if (level == spdlog::level::off && name != "off") {
+      std::fprintf(stderr, "slirpnetd: %s: unknown log level \"%s\" (trace, debug, info, warn, error, critical or off)\n",
+                   source, name.c_str());
+      return false;
+    }
+  }
   auto logger = spdlog::stderr_color_mt("slirpnetd");
   logger->set_pattern("slirpnetd: %l: %v");
-  const char* level = std::getenv("SLIRPNETD_LOG");
-  logger->set_level(level ? spdlog::level::from_str(level) : spdlog::level::warn);
+  logger->set_level(level);
   spdlog::set_default_logger(logger);
+  return true;
 }
 
 // Offloads pay at small MTUs, where the guest would otherwise send ~45 frames per 64 KiB. At a
@@ -174,10 +193,10 @@ int run(int argc, char* argv[]) {
 }
 
 int serve(const config::Options& opts, const Hooks& hooks) {
+  if (!init_logging(opts)) return EXIT_FAILURE;
   auto net = config::make_net_config(opts, std::cerr);
   if (!net) return EXIT_FAILURE;
 
-  init_logging();
   ::signal(SIGPIPE, SIG_IGN);
   raise_fd_limit();
 
@@ -275,6 +294,9 @@ int serve(const config::Options& opts, const Hooks& hooks) {
   backend.set_forwarder(forwarder.get());
   if (api) api->start(backend);
 
+  spdlog::info("pipeline: TAP offloads {}, rx ring {} slots of {} bytes, tx ring {} slots of {} bytes, splice {}",
+               vnet_hdr ? "on" : "off", io::FrameChannel::slots_for(rx_slot), rx_slot,
+               io::FrameChannel::slots_for(tx_slot), tx_slot, forwarder ? "on" : "off");
   bool ready = true;
   if (hooks.on_ready) ready = hooks.on_ready(backend, *net);
   if (ready) write_ready(opts.ready_fd);

@@ -755,3 +755,16 @@ TEST_CASE("forward-mode option (slirpnetd extension)", "[parse][splice]") {
   require_error(parse({"--forward-mode=fast", "1", "tap0"}), "--forward-mode must be slirp or splice");
   CHECK(usage().find("--forward-mode=MODE") != std::string::npos);
 }
+
+TEST_CASE("log level: --log-level is kept for the daemon, which checks and applies it", "[parse][log]") {
+  auto r = parse({"1", "tap0"});
+  CHECK(r.opts.log_level.empty());  // the daemon then reads $SLIRPNETD_LOG_LEVEL, else warn
+  r = parse({"--log-level=debug", "1", "tap0"});
+  REQUIRE(r.status == std::nullopt);
+  CHECK(r.opts.log_level == "debug");
+  r = parse({"--log", "error", "1", "tap0", "--log-level", "off"});  // a unique prefix; the last one wins
+  REQUIRE(r.status == std::nullopt);
+  CHECK(r.opts.log_level == "off");
+  require_error(parse({"1", "tap0", "--log-level"}), "slirpnetd: option '--log-level' requires an argument");
+  CHECK(usage().find("\n--log-level=LEVEL ") != std::string::npos);
+}
