@@ -99,9 +99,8 @@ struct ApiServer::Client {
   bool done = false;
 };
 
-std::unique_ptr<ApiServer> ApiServer::bind(const std::string& path, const config::NetConfig& net,
-                                            ApiServerOptions opts) {
-  auto server = std::make_unique<ApiServer>(path, net, opts);
+std::unique_ptr<ApiServer> ApiServer::bind(const std::string& path, ApiServerOptions opts) {
+  auto server = std::make_unique<ApiServer>(path, opts);
   try {
     server->bind_and_listen();
   } catch (const std::exception& e) {
@@ -111,8 +110,7 @@ std::unique_ptr<ApiServer> ApiServer::bind(const std::string& path, const config
   return server;
 }
 
-ApiServer::ApiServer(std::string path, const config::NetConfig& net, ApiServerOptions opts)
-    : path_(std::move(path)), net_(net), opts_(opts) {}
+ApiServer::ApiServer(std::string path, ApiServerOptions opts) : path_(std::move(path)), opts_(opts) {}
 
 ApiServer::~ApiServer() { stop(); }
 
@@ -187,10 +185,10 @@ bool ApiServer::move_removal_to_helper() {
   return true;
 }
 
-void ApiServer::start(Backend& backend) {
+void ApiServer::start(hostfwd::Registry& forwards, StatsSource& stats) {
   if (!listen_fd_) throw std::logic_error("ApiServer::start() without a successful bind_and_listen()");
   if (api_) throw std::logic_error("ApiServer::start() called twice");
-  api_ = std::make_unique<Api>(backend, net_, opts_.log);
+  api_ = std::make_unique<Api>(forwards, stats, opts_.log);
   thread_ = std::thread([this] {
     try {
       run();

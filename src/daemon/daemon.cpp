@@ -205,7 +205,7 @@ int serve(const config::Options& opts, const Hooks& hooks) {
   }
   std::unique_ptr<ctl::ApiServer> api;
   if (!opts.api_socket.empty()) {
-    api = ctl::ApiServer::bind(opts.api_socket, *net);
+    api = ctl::ApiServer::bind(opts.api_socket);
     if (!api) return do_slirp_failed();
   }
   // No fd of a directory outside the sandbox may survive pivot_root: the socket file's removal
@@ -273,10 +273,11 @@ int serve(const config::Options& opts, const Hooks& hooks) {
   }
   SlirpBackend backend(slirp, stats, rx, tx);
   backend.set_forwarder(forwarder.get());
-  if (api) api->start(backend);
+  hostfwd::Registry forwards(backend, *net);
+  if (api) api->start(forwards, backend);
 
   bool ready = true;
-  if (hooks.on_ready) ready = hooks.on_ready(backend, *net);
+  if (hooks.on_ready) ready = hooks.on_ready(forwards);
   if (ready) write_ready(opts.ready_fd);
 
   enum { kSignal, kGone, kTarget, kExitFd };

@@ -60,23 +60,6 @@ bool out_of_fds(int err) { return err == EMFILE || err == ENFILE || err == ENOBU
 
 uint64_t tagged(const void* p, Tag t) { return reinterpret_cast<uintptr_t>(p) | t; }
 
-bool same_host(const sockaddr_storage& a, const sockaddr_storage& b) {
-  if (a.ss_family != b.ss_family) return false;
-  if (a.ss_family == AF_INET) {
-    const auto& x = reinterpret_cast<const sockaddr_in&>(a);
-    const auto& y = reinterpret_cast<const sockaddr_in&>(b);
-    return x.sin_port == y.sin_port && x.sin_addr.s_addr == y.sin_addr.s_addr;
-  }
-  const auto& x = reinterpret_cast<const sockaddr_in6&>(a);
-  const auto& y = reinterpret_cast<const sockaddr_in6&>(b);
-  return x.sin6_port == y.sin6_port && std::memcmp(&x.sin6_addr, &y.sin6_addr, sizeof x.sin6_addr) == 0;
-}
-
-bool valid(const sockaddr_storage& a, socklen_t len) {
-  return (a.ss_family == AF_INET && len == sizeof(sockaddr_in)) ||
-         (a.ss_family == AF_INET6 && len == sizeof(sockaddr_in6));
-}
-
 // Close with an RST, so the peer sees the failure (ECONNRESET), not an orderly EOF.
 void abort_close(UniqueFd& fd) {
   if (!fd) return;
@@ -162,11 +145,11 @@ bool pump(int src, int dst, Direction& d, std::atomic<uint64_t>& counter) {
 }  // namespace
 
 struct Forwarder::Listener {
+  Listener(const hostfwd::Endpoint& h, const hostfwd::Endpoint& g, bool pp) : host(h), guest(g), proxy_protocol(pp) {}
   UniqueFd fd;
   bool paused = false;  // out of the epoll set until Worker::resume_at (worker 0)
-  sockaddr_storage host{};
-  sockaddr_storage guest{};
-  socklen_t guest_len = 0;
+  hostfwd::Endpoint host;
+  hostfwd::Endpoint guest;
   bool proxy_protocol = false;
 };
 
@@ -182,10 +165,10 @@ struct Forwarder::Flow {
 };
 
 struct Forwarder::UdpForward {
+  UdpForward(const hostfwd::Endpoint& h, const hostfwd::Endpoint& g) : host(h), guest(g) {}
   UniqueFd fd;  // bound to the host address; closed (reset) on removal
-  sockaddr_storage host{};
-  sockaddr_storage guest{};
-  socklen_t guest_len = 0;
+  hostfwd::Endpoint host;
+  hostfwd::Endpoint guest;
   std::unordered_map<std::string, std::unique_ptr<Flow>> flows;  // by client sockaddr bytes
 };
 
@@ -388,23 +371,15 @@ void Forwarder::stop() {
   }
 }
 
-int Forwarder::add(const sockaddr_storage& host, socklen_t host_len, const sockaddr_storage& guest,
-                   socklen_t guest_len, bool proxy_protocol, bool udp) {
-  if (!valid(host, host_len) || !valid(guest, guest_len)) return -EAFNOSUPPORT;
-  if (udp) return proxy_protocol ? -EINVAL : add_udp(host, host_len, guest, guest_len);
-  auto l = std::make_unique<Listener>();
-  l->fd.reset(::socket(host.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+int Forwarder::add(const hostfwd::Endpoint& host, const hostfwd::Endpoint& guest, bool proxy_protocol, bool udp) {
+  if (udp) return proxy_protocol ? -EINVAL : add_udp(host, guest);
+  auto l = std::make_unique<Listener>(host, guest, proxy_protocol);
+  l->fd.reset(::socket(host.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!l->fd) return -errno;
   const int one = 1;
   ::setsockopt(l->fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (host.ss_family == AF_INET6) ::setsockopt(l->fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (::bind(l->fd.get(), reinterpret_cast<const sockaddr*>(&host), host_len) < 0 ||
-      ::listen(l->fd.get(), SOMAXCONN) < 0)
-    return -errno;
-  l->host = host;
-  l->guest = guest;
-  l->guest_len = guest_len;
-  l->proxy_protocol = proxy_protocol;
+  if (host.is_ipv6()) ::setsockopt(l->fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(l->fd.get(), host.sa(), host.len()) < 0 || ::listen(l->fd.get(), SOMAXCONN) < 0) return -errno;
   auto shared = std::make_shared<std::unique_ptr<Listener>>(std::move(l));  // std::function copies
   return call_on_owner([shared](Worker& w0) {
     Listener* raw = shared->get();
@@ -421,12 +396,11 @@ int Forwarder::call_on_owner(std::function<int(Worker&)> task) {
                         std::chrono::milliseconds(opts_.command_timeout_ms));
 }
 
-int Forwarder::remove(const sockaddr_storage& host, socklen_t host_len, bool udp) {
-  if (!valid(host, host_len)) return -EAFNOSUPPORT;
+int Forwarder::remove(const hostfwd::Endpoint& host, bool udp) {
   if (udp) {
     return call_on_owner([this, host](Worker& w0) {
       for (auto it = w0.udp.begin(); it != w0.udp.end(); ++it) {
-        if (!same_host((*it)->host, host)) continue;
+        if ((*it)->host != host) continue;
         // Closing removes the sockets from the epoll set; the structs live until the batch ends,
         // for events already returned in it (their closed fds make them no-ops).
         (*it)->fd.reset();
@@ -445,7 +419,7 @@ int Forwarder::remove(const sockaddr_storage& host, socklen_t host_len, bool udp
   }
   return call_on_owner([host](Worker& w0) {
     for (auto it = w0.listeners.begin(); it != w0.listeners.end(); ++it) {
-      if (!same_host((*it)->host, host)) continue;
+      if ((*it)->host != host) continue;
       (*it)->fd.reset();  // closing removes it from the epoll set; the struct lives until the batch ends
       w0.dead_listeners.push_back(std::move(*it));
       w0.listeners.erase(it);
@@ -472,7 +446,7 @@ void Forwarder::accept_all(Listener& l) {
     stats_.accepted.fetch_add(1, std::memory_order_relaxed);
     auto c = std::make_shared<Conn>(open_conns_);
     c->client = std::move(client);
-    int err = connector_.connect(l.guest, l.guest_len, c->inner);
+    int err = connector_.connect(l.guest.storage(), l.guest.len(), c->inner);
     // The reply's fd is dropped by the kernel (MSG_CTRUNC) when we have none left: -EPROTO.
     if (err == -EPROTO) err = -EMFILE;
     if (err == 0 && (!c->up.pipe.open(opts_.pipe_bytes) || !c->down.pipe.open(opts_.pipe_bytes))) err = -errno;
@@ -542,17 +516,13 @@ void Forwarder::close_idle(Worker& w) {
   w.dead_conns.clear();
 }
 
-int Forwarder::add_udp(const sockaddr_storage& host, socklen_t host_len, const sockaddr_storage& guest,
-                       socklen_t guest_len) {
-  auto u = std::make_unique<UdpForward>();
-  u->fd.reset(::socket(host.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+int Forwarder::add_udp(const hostfwd::Endpoint& host, const hostfwd::Endpoint& guest) {
+  auto u = std::make_unique<UdpForward>(host, guest);
+  u->fd.reset(::socket(host.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!u->fd) return -errno;
   const int one = 1;
-  if (host.ss_family == AF_INET6) ::setsockopt(u->fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (::bind(u->fd.get(), reinterpret_cast<const sockaddr*>(&host), host_len) < 0) return -errno;
-  u->host = host;
-  u->guest = guest;
-  u->guest_len = guest_len;
+  if (host.is_ipv6()) ::setsockopt(u->fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(u->fd.get(), host.sa(), host.len()) < 0) return -errno;
   auto shared = std::make_shared<std::unique_ptr<UdpForward>>(std::move(u));  // std::function copies
   return call_on_owner([shared](Worker& w0) {
     UdpForward* raw = shared->get();
@@ -600,7 +570,7 @@ void Forwarder::udp_from_clients(UdpForward& u) {
       f->fwd = &u;
       f->client = peer;
       f->client_len = peer_len;
-      if (connector_.connect(u.guest, u.guest_len, f->inner, SOCK_DGRAM) != 0 ||
+      if (connector_.connect(u.guest.storage(), u.guest.len(), f->inner, SOCK_DGRAM) != 0 ||
           w0.watch_in(f->inner.get(), tagged(f.get(), kUdpFlow)) != 0) {
         stats_.connect_failed.fetch_add(1, std::memory_order_relaxed);
         stats_.udp_dropped.fetch_add(1, std::memory_order_relaxed);

@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "fwd/connector.hpp"
+#include "hostfwd/endpoint.hpp"
 
 namespace slirpnetd::fwd {
 
@@ -94,13 +95,12 @@ class Forwarder {
   Forwarder& operator=(const Forwarder&) = delete;
 
   // Listens on `host` (port set) and forwards each connection to `guest` (port set) in the
-  // container. 0 or -errno (bind's EADDRINUSE, EAFNOSUPPORT for a family other than IPv4/IPv6,
-  // EINVAL for proxy_protocol with udp). `udp`: a UDP forward (see above).
-  int add(const sockaddr_storage& host, socklen_t host_len, const sockaddr_storage& guest, socklen_t guest_len,
-          bool proxy_protocol, bool udp = false);
+  // container. 0 or -errno (bind's EADDRINUSE, EINVAL for proxy_protocol with udp). `udp`: a UDP
+  // forward (see above).
+  int add(const hostfwd::Endpoint& host, const hostfwd::Endpoint& guest, bool proxy_protocol, bool udp = false);
   // TCP: closes the listener for `host` (established connections are kept, as libslirp does).
   // UDP: closes the host socket and every flow of that forward. 0 or -ENOENT.
-  int remove(const sockaddr_storage& host, socklen_t host_len, bool udp = false);
+  int remove(const hostfwd::Endpoint& host, bool udp = false);
   // Joins the workers and closes every socket. Idempotent.
   void stop();
 
@@ -119,7 +119,7 @@ class Forwarder {
   void pause_listener(Listener& l);      // out of epoll for kAcceptPause (worker 0)
   void resume_listeners(Worker& w0);
   void close_idle(Worker& w);
-  int add_udp(const sockaddr_storage& host, socklen_t host_len, const sockaddr_storage& guest, socklen_t guest_len);
+  int add_udp(const hostfwd::Endpoint& host, const hostfwd::Endpoint& guest);
   void udp_from_clients(UdpForward& u);  // host socket readable
   void udp_from_guest(Flow& f);          // flow socket readable
   void udp_expire(Worker& w);            // closes idle flows

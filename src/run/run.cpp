@@ -211,13 +211,16 @@ int main(int argc, char* argv[]) {
   bool started = false;
   daemon::Hooks hooks;
   hooks.quiet = true;
-  hooks.on_ready = [&](ctl::Backend& backend, const config::NetConfig& cfg) {
-    ctl::Api api(backend, cfg, stderr);
+  hooks.on_ready = [&](hostfwd::Registry& forwards) {
+    // Through the daemon's registry, as an add_hostfwd on the API socket would: listed and
+    // removable there.
     for (const PortSpec& p : ro.ports) {
-      const std::string reply = api.handle_request(hostfwd_request(p));
-      if (reply.find("\"return\"") == std::string::npos) {
+      const hostfwd::AddResult r = forwards.add(hostfwd_request(p));
+      if (r.error != hostfwd::Error::kNone) {
+        std::string why(ctl::hostfwd_error_desc(r.error, r.splice));
+        if (r.error == hostfwd::Error::kEngine) why += std::string(": ") + std::strerror(-r.err);
         std::fprintf(stderr, "slirpnetd run: -p %s%s%d:%d%s: %s\n", p.host_addr.c_str(), p.host_addr.empty() ? "" : ":",
-                     p.host_port, p.guest_port, p.udp ? "/udp" : "", reply.c_str());
+                     p.host_port, p.guest_port, p.udp ? "/udp" : "", why.c_str());
         return false;
       }
     }

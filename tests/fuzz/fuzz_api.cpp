@@ -57,7 +57,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (flags & 4) backend.fail_remove = -ENOENT;
   if (flags & 8) backend.stats = "not json {";
   const auto net = ctl_test::test_net(flags & 1);
-  slirpnetd::ctl::Api api(backend, net, nullptr);
+  ctl_test::TestApi api(backend, net, nullptr);
 
   for (;;) {
     const size_t sep = rest.find("\n\n");
