@@ -4,7 +4,8 @@
 // The control thread (ctl/api_server.hpp) owns the socket and calls Api::handle_request() once per
 // connection. Api only speaks JSON: the forwards belong to hostfwd::Registry (which validates
 // them, gives their ids and hands them to libslirp or the splice forwarder), of which the API is
-// one client (`slirpnetd run -p` is the other).
+// one client (`slirpnetd run -p` is the other); the counters come typed from a StatsSource and
+// are rendered here, the one place get_stats's JSON is made.
 //
 // Thread: one at a time (the control thread in the daemon; the test thread in tests).
 #include <sys/socket.h>
@@ -16,16 +17,27 @@
 #include <string_view>
 
 #include "config/options.hpp"
+#include "fwd/forwarder.hpp"
 #include "hostfwd/registry.hpp"
+#include "io/stats.hpp"
 
 namespace slirpnetd::ctl {
+
+// The counters get_stats reports, read at one moment. `splice` is set when the daemon has a
+// splice forwarder.
+struct Stats {
+  io::PipelineCounts pipeline;
+  std::optional<fwd::ForwarderCounts> splice;
+};
 
 class StatsSource {
  public:
   virtual ~StatsSource() = default;
-  // A JSON object (text) with the pipeline's counters, for get_stats.
-  virtual std::string stats_json() = 0;
+  virtual Stats stats() = 0;
 };
+
+// get_stats's "return" object: compact JSON, keys in a fixed order.
+std::string stats_json(const Stats& stats);
 
 // The error description add_hostfwd answers for a registry error (`splice`: which engine failed).
 std::string_view hostfwd_error_desc(hostfwd::Error e, bool splice);

@@ -314,7 +314,7 @@ int serve(const config::Options& opts, const Hooks& hooks) {
   slirp.stop();
   writer.stop();
   if (!hooks.quiet) std::fprintf(stderr, "do_slirp is exiting\n");
-  if (opts.print_stats) std::fputs(io::stats_text(stats).c_str(), stderr);
+  if (opts.print_stats) std::fputs(io::stats_text(io::snapshot(stats, rx.depth(), tx.depth())).c_str(), stderr);
   api.reset();  // removes the socket file
   return ready ? EXIT_SUCCESS : EXIT_FAILURE;
 }

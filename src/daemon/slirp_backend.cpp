@@ -4,7 +4,6 @@
 
 #include <cerrno>
 #include <functional>
-#include <string>
 
 #include "common/bounded_call.hpp"
 
@@ -64,20 +63,11 @@ int SlirpBackend::remove(const hostfwd::Forward& fwd) {
   });
 }
 
-std::string SlirpBackend::stats_json() {
-  std::string json = io::stats_json(stats_, rx_.depth(), tx_.depth());
-  if (forwarder_ != nullptr && !json.empty() && json.back() == '}') {
-    const fwd::ForwarderStats& f = forwarder_->stats();
-    json.pop_back();
-    json += R"(,"splice":{"accepted":)" + std::to_string(f.accepted.load()) +
-            R"(,"connect_failed":)" + std::to_string(f.connect_failed.load()) +
-            R"(,"active":)" + std::to_string(f.active.load()) + R"(,"bytes_in":)" +
-            std::to_string(f.bytes_in.load()) + R"(,"bytes_out":)" + std::to_string(f.bytes_out.load()) +
-            R"(,"udp_flows":)" + std::to_string(f.udp_flows.load()) + R"(,"udp_dropped":)" +
-            std::to_string(f.udp_dropped.load()) + R"(,"udp_evicted":)" + std::to_string(f.udp_evicted.load()) + R"(,"accept_paused":)" + std::to_string(f.accept_paused.load()) +
-            R"(,"idle_closed":)" + std::to_string(f.idle_closed.load()) + "}}";
-  }
-  return json;
+ctl::Stats SlirpBackend::stats() {
+  ctl::Stats st;
+  st.pipeline = io::snapshot(stats_, rx_.depth(), tx_.depth());
+  if (forwarder_ != nullptr) st.splice = fwd::snapshot(forwarder_->stats());
+  return st;
 }
 
 }  // namespace slirpnetd::daemon

@@ -1,7 +1,8 @@
 #pragma once
 // The daemon's hostfwd::Engine and ctl::StatsSource: libslirp forwards become commands run on the
 // slirp thread (bounded by kTimeout, cancelled when it expires: common/bounded_call.hpp); splice
-// forwards go to the fwd::Forwarder, when there is one (else -ENOTSUP).
+// forwards go to the fwd::Forwarder, when there is one (else -ENOTSUP). Stats are read from the
+// pipeline's counters and the forwarder's, as plain values.
 //
 // Thread: the callers of hostfwd::Registry (control thread, main thread), one at a time.
 #include <chrono>
@@ -24,7 +25,7 @@ class SlirpBackend final : public hostfwd::Engine, public ctl::StatsSource {
   void set_forwarder(fwd::Forwarder* forwarder) { forwarder_ = forwarder; }
   int add(const hostfwd::Forward& fwd) override;
   int remove(const hostfwd::Forward& fwd) override;
-  std::string stats_json() override;
+  ctl::Stats stats() override;
 
   static constexpr std::chrono::seconds kTimeout{5};
 

@@ -634,6 +634,21 @@ void Forwarder::udp_retire(Flow& f) {
   f.fwd->flows.erase(it);
 }
 
+ForwarderCounts snapshot(const ForwarderStats& s) {
+  ForwarderCounts c;
+  c.accepted = s.accepted.load(std::memory_order_relaxed);
+  c.connect_failed = s.connect_failed.load(std::memory_order_relaxed);
+  c.active = s.active.load(std::memory_order_relaxed);
+  c.bytes_in = s.bytes_in.load(std::memory_order_relaxed);
+  c.bytes_out = s.bytes_out.load(std::memory_order_relaxed);
+  c.udp_flows = s.udp_flows.load(std::memory_order_relaxed);
+  c.udp_dropped = s.udp_dropped.load(std::memory_order_relaxed);
+  c.udp_evicted = s.udp_evicted.load(std::memory_order_relaxed);
+  c.accept_paused = s.accept_paused.load(std::memory_order_relaxed);
+  c.idle_closed = s.idle_closed.load(std::memory_order_relaxed);
+  return c;
+}
+
 std::vector<uint8_t> proxy_v2_header(const sockaddr_storage& client, const sockaddr_storage& server) {
   static const uint8_t kSig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
   std::vector<uint8_t> h(kSig, kSig + sizeof kSig);

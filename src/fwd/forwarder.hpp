@@ -86,6 +86,13 @@ struct ForwarderStats {
   std::atomic<uint64_t> idle_closed{0};    // TCP connections reset after conn_idle_ms
 };
 
+// ForwarderStats read at one moment (the "splice" object of get_stats; the names are its keys).
+struct ForwarderCounts {
+  uint64_t accepted = 0, connect_failed = 0, active = 0, bytes_in = 0, bytes_out = 0, udp_flows = 0,
+           udp_dropped = 0, udp_evicted = 0, accept_paused = 0, idle_closed = 0;
+};
+ForwarderCounts snapshot(const ForwarderStats& s);
+
 class Forwarder {
  public:
   // `connector` must outlive the Forwarder. Starts the worker threads; throws std::system_error.

@@ -208,6 +208,8 @@ void SlirpThread::drain_input() {
     note_frame(len);
     rx_.release(f);
   }
+  // The guard's drops reach get_stats (this thread is the counter's only writer).
+  if (kGuardFragments) stats_.fragments_dropped.add(fragments_.dropped() - stats_.fragments_dropped.get());
   // Frames left over get another round after the sockets had theirs: make sure it comes soon.
   if (n == tuning_.input_batch && rx_.depth() > 0) waker_.notify();
 }

@@ -304,14 +304,60 @@ TEST_CASE("remove_hostfwd", "[ctl][api]") {
   CHECK(api.handle_request(add(8080, 80, R"(,"host_addr":"127.0.0.1")")) == R"({"return":{"id":3}})");
 }
 
-TEST_CASE("get_stats", "[ctl][api]") {
+TEST_CASE("get_stats: typed counters rendered with every key of the reply's format", "[ctl][api]") {
   FakeBackend backend;
   TestApi api(backend, test_net(), nullptr);
-  CHECK(api.handle_request(R"({"execute":"get_stats"})") == R"({"return":{"rx_frames":12,"tx_frames":3}})");
-  backend.stats = "not json";
-  CHECK(api.handle_request(R"({"execute":"get_stats"})") == err("get_stats: no statistics"));
-  backend.stats = "[1]";
-  CHECK(api.handle_request(R"({"execute":"get_stats"})") == err("get_stats: no statistics"));
+  auto& p = backend.stats_value.pipeline;
+  p.tap_reader.frames = 12;
+  p.tap_reader.csum_completed = 2;
+  p.rx_ring_depth = 1;
+  p.slirp.input_frames = 12;
+  p.slirp.fragments_dropped = 5;
+  p.slirp.rx_latency = {3, 1023, 2047, {0, 0, 1, 2}};
+  p.tx_ring_depth = 4;
+  p.tap_writer.merged_segments = 7;
+  p.tap_writer.tx_latency = {0, 0, 0, {0}};
+  const std::string pipeline =
+      R"({"tap_reader":{"reads":0,"frames":12,"bytes":0,"eagain":0,"errors":0,"backpressure_waits":0,"gso_frames":0,"csum_completed":2,"csum_left_partial":0},)"
+      R"("rx_ring_depth":1,)"
+      R"("slirp":{"loops":0,"polls":0,"wakeups":0,"input_frames":12,"input_bytes":0,"output_frames":0,"output_bytes":0,)"
+      R"("tx_waits":0,"output_drops":0,"commands":0,"spins":0,"spin_hits":0,)"
+      R"("rx_latency":{"count":3,"p50_ns_le":1023,"p99_ns_le":2047,"log2_buckets":[0,0,1,2]},"fragments_dropped":5},)"
+      R"("tx_ring_depth":4,)"
+      R"("tap_writer":{"writes":0,"frames":0,"bytes":0,"eagain":0,"errors":0,"gso_frames":0,"merged_segments":7,)"
+      R"("tx_latency":{"count":0,"p50_ns_le":0,"p99_ns_le":0,"log2_buckets":[0]}})";
+  CHECK(api.handle_request(R"({"execute":"get_stats"})") == R"({"return":)" + pipeline + "}}");
+
+  // With a splice forwarder: its object comes last.
+  slirpnetd::fwd::ForwarderCounts f;
+  f.accepted = 3;
+  f.bytes_out = 9;
+  f.idle_closed = 1;
+  backend.stats_value.splice = f;
+  CHECK(api.handle_request(R"({"execute":"get_stats"})") ==
+        R"({"return":)" + pipeline +
+            R"(,"splice":{"accepted":3,"connect_failed":0,"active":0,"bytes_in":0,"bytes_out":9,"udp_flows":0,)"
+            R"("udp_dropped":0,"udp_evicted":0,"accept_paused":0,"idle_closed":1}}})");
+}
+
+TEST_CASE("get_stats: a counter of the pipeline reaches the reply", "[ctl][api]") {
+  // The typed path end to end: io counters -> snapshot -> the JSON the API sends.
+  slirpnetd::io::PipelineStats live;
+  live.slirp.fragments_dropped.add(4);
+  live.rx.backpressure_waits.add(2);
+  live.tx.latency.record(1500);
+  slirpnetd::ctl::Stats st;
+  st.pipeline = slirpnetd::io::snapshot(live, 3, 0);
+  rapidjson::Document doc;
+  const std::string json = slirpnetd::ctl::stats_json(st);
+  doc.Parse(json.c_str());
+  REQUIRE(doc.IsObject());
+  CHECK(doc["slirp"]["fragments_dropped"].GetUint64() == 4);
+  CHECK(doc["tap_reader"]["backpressure_waits"].GetUint64() == 2);
+  CHECK(doc["rx_ring_depth"].GetUint64() == 3);
+  CHECK(doc["tap_writer"]["tx_latency"]["count"].GetUint64() == 1);
+  CHECK(doc["tap_writer"]["tx_latency"]["log2_buckets"].Size() == 12);  // 1500 ns: bucket 11
+  CHECK_FALSE(doc.HasMember("splice"));
 }
 
 TEST_CASE("is_complete_request", "[ctl][api]") {

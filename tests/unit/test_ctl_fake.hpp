@@ -1,7 +1,7 @@
 #pragma once
 // Shared by the test_ctl*.cpp files: an Engine that behaves like libslirp's hostfwd table (a
 // duplicate add fails with EADDRINUSE, removing an unknown forward fails) and records what it was
-// given, a StatsSource with a fixed text, an Api wired to them as the daemon wires its own, and
+// given, a StatsSource with fixed counters, an Api wired to them as the daemon wires its own, and
 // a NetConfig.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -58,11 +58,11 @@ class FakeBackend : public slirpnetd::hostfwd::Engine, public slirpnetd::ctl::St
       }
     return -ENOENT;
   }
-  std::string stats_json() override { return stats; }
+  slirpnetd::ctl::Stats stats() override { return stats_value; }
 
   std::vector<Hostfwd> added, removed, active;
   int fail_add = 0, fail_remove = 0;
-  std::string stats = R"({ "rx_frames": 12, "tx_frames": 3 })";
+  slirpnetd::ctl::Stats stats_value;
 
  private:
   std::mutex mu_;

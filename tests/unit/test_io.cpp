@@ -119,11 +119,15 @@ TEST_CASE("counters and the latency histogram", "[io]") {
   CHECK(h.percentile_upper_ns(50) == 1023);
   CHECK(h.percentile_upper_ns(99) == 1023);
   CHECK(h.percentile_upper_ns(100) == (uint64_t{1} << 20) - 1);
-  const std::string j = stats_json(s, 1, 2);
-  CHECK(j.find("\"tap_reader\":{\"reads\":0,\"frames\":3") != std::string::npos);
-  CHECK(j.find("\"rx_ring_depth\":1") != std::string::npos);
-  CHECK(j.find("\"tx_ring_depth\":2") != std::string::npos);
-  CHECK(j.find("\"p50_ns_le\":1023") != std::string::npos);
+  const PipelineCounts c = snapshot(s, 1, 2);
+  CHECK(c.tap_reader.frames == 3);
+  CHECK(c.rx_ring_depth == 1);
+  CHECK(c.tx_ring_depth == 2);
+  CHECK(c.slirp.rx_latency.count == 100);
+  CHECK(c.slirp.rx_latency.p50_ns_le == 1023);
+  CHECK(c.slirp.rx_latency.log2_buckets.size() == 21);  // up to the last non-empty bucket, [2^19, 2^20)
+  CHECK(c.slirp.rx_latency.log2_buckets[10] == 99);
+  CHECK(c.tap_writer.tx_latency.log2_buckets.size() == 1);
 }
 
 #include "io/vnet.hpp"

@@ -278,3 +278,18 @@ TEST_CASE("held fragments expire and the hold is bounded", "[slirp][frag]") {
   CHECK(g.held() == 0);
   CHECK(fed == 1);
 }
+
+TEST_CASE("the fragments the guard drops are counted for get_stats", "[slirp][frag][stats]") {
+  Harness h;
+  REQUIRE(h.thread.start());
+  // Last fragments that come first, of datagrams that never get another fragment: the guard holds
+  // kMaxHeld of them and drops the oldest beyond that. The bundled libslirp needs no guard.
+  const uint16_t n = slirp::FragmentGuard::kMaxHeld + 3;
+  for (uint16_t id = 0; id < n; ++id) h.send(ipv4_fragment(id, 8, false));
+  const uint64_t expected = SLIRPNETD_LIBSLIRP_BUNDLED ? 0 : 3;
+  for (int i = 0; i < 200 && (h.stats.input_frames.get() < n || h.stats.fragments_dropped.get() < expected); ++i)
+    std::this_thread::sleep_for(10ms);
+  h.thread.stop();  // joined: every counter it wrote is visible
+  CHECK(h.stats.input_frames.get() == n);
+  CHECK(h.stats.fragments_dropped.get() == expected);
+}
