@@ -3,9 +3,6 @@
 #include <netinet/in.h>
 
 #include <cerrno>
-#include <functional>
-
-#include "common/bounded_call.hpp"
 
 namespace slirpnetd::daemon {
 
@@ -22,14 +19,6 @@ int flags_for(const hostfwd::Forward& fwd) {
 // libslirp's hostfwd calls return 0 or -1 with errno set.
 int result_of(int rc) { return rc == 0 ? 0 : -(errno ? errno : EIO); }
 
-// Runs `op` on the slirp thread and waits for its result (0 or -errno). A command still queued
-// when the wait times out is cancelled: it never runs (see common/bounded_call.hpp).
-template <typename Op>
-int call(slirp::SlirpThread& thread, Op op) {
-  return bounded_call<Slirp*>([&thread](std::function<void(Slirp*)> fn) { thread.post(std::move(fn)); }, op,
-                              SlirpBackend::kTimeout);
-}
-
 }  // namespace
 
 int SlirpBackend::add(const hostfwd::Forward& fwd) {
@@ -37,7 +26,8 @@ int SlirpBackend::add(const hostfwd::Forward& fwd) {
     if (forwarder_ == nullptr) return -ENOTSUP;
     return forwarder_->add(fwd.host, fwd.guest, fwd.proxy_protocol, fwd.udp);
   }
-  return call(slirp_, [fwd](Slirp* s) {
+  return slirp_.call(
+      [fwd](Slirp* s) {
         errno = 0;
         if (!fwd.host.is_ipv6() && !fwd.guest.is_ipv6()) {
           // The IPv4-only entry point, exactly as slirp4netns calls it.
@@ -48,19 +38,22 @@ int SlirpBackend::add(const hostfwd::Forward& fwd) {
         }
         return result_of(slirp_add_hostxfwd(s, fwd.host.sa(), fwd.host.len(), fwd.guest.sa(), fwd.guest.len(),
                                             flags_for(fwd)));
-  });
+      },
+      kTimeout);
 }
 
 int SlirpBackend::remove(const hostfwd::Forward& fwd) {
   if (fwd.splice) return forwarder_ ? forwarder_->remove(fwd.host, fwd.udp) : -ENOTSUP;
-  return call(slirp_, [fwd](Slirp* s) {
+  return slirp_.call(
+      [fwd](Slirp* s) {
         errno = 0;
         if (!fwd.host.is_ipv6()) {
           const sockaddr_in& h = fwd.host.in4();
           return result_of(slirp_remove_hostfwd(s, fwd.udp, h.sin_addr, ntohs(h.sin_port)));
         }
         return result_of(slirp_remove_hostxfwd(s, fwd.host.sa(), fwd.host.len(), flags_for(fwd)));
-  });
+      },
+      kTimeout);
 }
 
 ctl::Stats SlirpBackend::stats() {

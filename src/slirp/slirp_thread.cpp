@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "common/bounded_call.hpp"
 #include "io/tap_threads.hpp"
 #include "io/vnet.hpp"
 
@@ -87,6 +88,10 @@ void SlirpThread::stop() {
 void SlirpThread::post(Command cmd) {
   commands_.enqueue(std::move(cmd));
   waker_.notify();
+}
+
+int SlirpThread::call(std::function<int(Slirp*)> task, std::chrono::milliseconds timeout) {
+  return bounded_call<Slirp*>([this](Command fn) { post(std::move(fn)); }, std::move(task), timeout);
 }
 
 void SlirpThread::run(std::promise<bool>& created) {

@@ -21,6 +21,7 @@
 #include <poll.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <future>
@@ -74,6 +75,10 @@ class SlirpThread {
   void stop();
   // Any thread.
   void post(Command cmd);
+  // Any thread but this one: runs `task` (returning 0 or -errno) on the slirp thread and waits for
+  // its result; -ETIMEDOUT if it had not started within `timeout`, and then it never runs;
+  // -ECANCELED if the thread stopped first (common/bounded_call.hpp).
+  int call(std::function<int(Slirp*)> task, std::chrono::milliseconds timeout);
 
  private:
   struct Timer {

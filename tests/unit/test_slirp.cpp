@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <future>
 #include <thread>
@@ -174,6 +176,26 @@ TEST_CASE("commands run on the slirp thread with the live instance", "[slirp]") 
   CHECK(fut.get() != std::this_thread::get_id());
   h.thread.stop();
   CHECK(h.stats.commands.get() == 1);
+}
+
+TEST_CASE("call() returns the command's result, and cancels a command that timed out", "[slirp]") {
+  Harness h;
+  REQUIRE(h.thread.start());
+  CHECK(h.thread.call([](Slirp* s) { return s != nullptr ? -EEXIST : 0; }, 2000ms) == -EEXIST);
+
+  // Stall the slirp thread; a call queued behind the stall times out and must never run.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  h.thread.post([released](Slirp*) { released.wait(); });
+  std::atomic<bool> ran{false};
+  CHECK(h.thread.call([&ran](Slirp*) {
+    ran = true;
+    return 0;
+  }, 100ms) == -ETIMEDOUT);
+  release.set_value();
+  CHECK(h.thread.call([](Slirp*) { return 0; }, 2000ms) == 0);  // the queue moved past both
+  CHECK_FALSE(ran.load());
+  h.thread.stop();
 }
 
 TEST_CASE("slirp_new failure is reported by start()", "[slirp]") {
