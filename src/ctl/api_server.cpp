@@ -152,14 +152,16 @@ void ApiServer::bind_and_listen() {
   };
   if (::fstatat(dir_fd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) throw fail("stat");
   if (::listen(fd.get(), kBacklog) != 0) throw fail("listen");
-  UniqueFd stop_fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-  if (!stop_fd) throw fail("eventfd");
+  try {
+    stop_.emplace();
+  } catch (const std::system_error&) {
+    throw fail("eventfd");
+  }
 
   file_dev_ = st.st_dev;
   file_ino_ = st.st_ino;
   name_ = name;
   dir_fd_ = std::move(dir_fd);
-  stop_fd_ = std::move(stop_fd);
   listen_fd_ = std::move(fd);
 }
 
@@ -204,9 +206,7 @@ void ApiServer::start(hostfwd::Registry& forwards, StatsSource& stats) {
 
 void ApiServer::stop() {
   if (thread_.joinable()) {
-    const uint64_t one = 1;
-    // An eventfd write of 1 cannot fail short of a counter overflow; the loop exits on POLLIN.
-    [[maybe_unused]] ssize_t n = ::write(stop_fd_.get(), &one, sizeof one);
+    stop_->request_stop();
     thread_.join();
   }
   clients_.clear();
@@ -241,7 +241,7 @@ void ApiServer::run() {
 
     const bool accepting = clients_.size() < opts_.max_clients && now >= accept_resume_;
     pfds.clear();
-    pfds.push_back({stop_fd_.get(), POLLIN, 0});
+    pfds.push_back({stop_->fd(), POLLIN, 0});
     pfds.push_back({accepting ? listen_fd_.get() : -1, POLLIN, 0});  // poll() skips fd -1
     Clock::time_point wake = Clock::time_point::max();
     if (!accepting && clients_.size() < opts_.max_clients) wake = accept_resume_;
@@ -259,7 +259,7 @@ void ApiServer::run() {
       if (errno == EINTR) continue;
       throw std::system_error(errno, std::generic_category(), "poll");
     }
-    if (pfds[0].revents != 0) return;
+    if (stop_->stop_requested()) return;
     now = Clock::now();
     const std::size_t n = clients_.size();  // accept_clients() appends
     for (std::size_t i = 0; i < n; ++i)

@@ -31,12 +31,14 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "common/unique_fd.hpp"
 #include "ctl/api.hpp"
+#include "io/waker.hpp"
 
 namespace slirpnetd::ctl {
 
@@ -115,7 +117,7 @@ class ApiServer {
   std::unique_ptr<Api> api_;  // created by start(); used by the control thread only
 
   UniqueFd listen_fd_;
-  UniqueFd stop_fd_;    // eventfd: written by stop(), polled by the control thread
+  std::optional<io::Waker> stop_;  // made by bind_and_listen(); rung by stop(), polled by the control thread
   UniqueFd dir_fd_;     // O_PATH fd of the socket's directory, for unlinkat() (until handed over)
   UniqueFd helper_pipe_;  // write end: closing it tells the helper to remove the file
   pid_t helper_pid_ = -1;

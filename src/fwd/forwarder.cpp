@@ -13,6 +13,7 @@
 #include "fwd/forwarder.hpp"
 
 #include "common/bounded_call.hpp"
+#include "io/waker.hpp"
 
 // Under seccomp (src/ns/sandbox.cpp): the workers, constructed after the filter is on.
 // #syscalls: epoll_create1 epoll_ctl epoll_wait eventfd2 read write prlimit64
@@ -22,7 +23,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -189,9 +189,8 @@ struct Forwarder::Conn {
 
 struct Forwarder::Worker {
   UniqueFd epoll{::epoll_create1(EPOLL_CLOEXEC)};
-  UniqueFd wake{::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
+  io::Waker wake;  // owner: this worker (in its epoll set); rung by post() and stop()
   std::thread thread;
-  std::atomic<bool> stopping{false};
   std::mutex mu;
   std::vector<std::function<void()>> commands;  // guarded by mu
 
@@ -213,8 +212,7 @@ struct Forwarder::Worker {
       std::lock_guard<std::mutex> lock(mu);
       commands.push_back(std::move(fn));
     }
-    const uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(wake.get(), &one, sizeof one);
+    wake.notify();
   }
 
   // Adds fd to this worker's epoll set, level-triggered EPOLLIN; 0 or -errno.
@@ -226,8 +224,7 @@ struct Forwarder::Worker {
   }
 
   void run_commands() {
-    uint64_t v;
-    [[maybe_unused]] ssize_t n = ::read(wake.get(), &v, sizeof v);
+    wake.consume();  // before draining (io/waker.hpp)
     std::vector<std::function<void()>> todo;
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -314,8 +311,8 @@ Forwarder::Forwarder(Connector& connector, ForwarderOptions opts) : connector_(c
   const int n = opts_.threads > 0 ? opts_.threads : 1;
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>();
-    if (!w->epoll || !w->wake) throw std::system_error(errno, std::generic_category(), "forwarder: epoll");
-    w->watch_in(w->wake.get(), kWake);
+    if (!w->epoll) throw std::system_error(errno, std::generic_category(), "forwarder: epoll");
+    w->watch_in(w->wake.fd(), kWake);
     workers_.push_back(std::move(w));
   }
   for (auto& wp : workers_) {
@@ -324,7 +321,7 @@ Forwarder::Forwarder(Connector& connector, ForwarderOptions opts) : connector_(c
       epoll_event evs[64];
       const bool owner = w == workers_.front().get();
       const int idle_check_ms = std::clamp(opts_.conn_idle_ms / 8, 100, 30'000);
-      while (!w->stopping.load(std::memory_order_acquire)) {
+      while (!w->wake.stop_requested()) {
         // With UDP flows open, wake at least once a second to close the idle ones; with TCP
         // connections, every idle_check_ms; with listeners paused, when they resume.
         const bool flows = owner && stats_.udp_flows.load(std::memory_order_relaxed) > 0;
@@ -365,8 +362,7 @@ Forwarder::~Forwarder() { stop(); }
 void Forwarder::stop() {
   for (auto& w : workers_) {
     if (!w->thread.joinable()) continue;
-    w->stopping.store(true, std::memory_order_release);
-    w->post([] {});
+    w->wake.request_stop();
     w->thread.join();
   }
 }

@@ -80,8 +80,7 @@ bool SlirpThread::start(int cpu) {
 
 void SlirpThread::stop() {
   if (!thread_.joinable()) return;
-  stopping_.store(true, std::memory_order_release);
-  waker_.notify();
+  waker_.request_stop();
   thread_.join();
 }
 
@@ -125,7 +124,7 @@ void SlirpThread::run(std::promise<bool>& created) {
   created.set_value(slirp_ != nullptr);
   if (!slirp_) return;
 
-  while (!stopping_.load(std::memory_order_acquire)) {
+  while (!waker_.stop_requested()) {
     stats_.loops.add();
     pfds_.clear();
     pfds_.push_back({waker_.fd(), POLLIN, 0});
@@ -257,7 +256,7 @@ ssize_t SlirpThread::cb_send_packet(const void* buf, size_t len, void* opaque) {
   if (!f) {
     st.tx_waits.add();  // the TAP writer is behind: wait for it rather than drop
     while (!(f = self->tx_.acquire_for(std::chrono::milliseconds(100)))) {
-      if (self->stopping_.load(std::memory_order_acquire)) {
+      if (self->waker_.stop_requested()) {
         st.output_drops.add();
         return static_cast<ssize_t>(len);
       }

@@ -15,7 +15,7 @@
 //                                                    free slot rather than drop (libslirp 4.7 has
 //                                                    no SACK: a drop costs a >= 1 s RTO)
 //   commands     consumer (producers: control thread, daemon)  moodycamel::ConcurrentQueue
-//   Waker        owner (notified by every producer above)
+//   Waker        owner (notified by every producer above; stop() asks it to stop through it)
 #include <concurrentqueue/concurrentqueue.h>
 #include <libslirp.h>
 #include <poll.h>
@@ -136,7 +136,6 @@ class SlirpThread {
   FragmentGuard fragments_;
 
   moodycamel::ConcurrentQueue<Command> commands_;
-  std::atomic<bool> stopping_{false};
   std::thread thread_;
 };
 

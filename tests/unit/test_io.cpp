@@ -107,6 +107,27 @@ TEST_CASE("the waker never loses a wakeup between consume and sleep", "[io][thre
   CHECK(seen == kItems);
 }
 
+TEST_CASE("a stop request wakes the waker's owner, even amid notifications", "[io][threads]") {
+  // The owner loops like every poll()-based thread of the daemon: sleep, consume, check for stop.
+  for (int round = 0; round < 200; ++round) {
+    Waker w;
+    std::thread noisy([&w] {
+      for (int i = 0; i < 50; ++i) w.notify();
+    });
+    std::thread stopper([&w] { w.request_stop(); });
+    bool stopped = false;
+    while (!stopped) {
+      pollfd p{w.fd(), POLLIN, 0};
+      if (::poll(&p, 1, 2000) != 1) break;  // a lost stop request
+      w.consume();
+      stopped = w.stop_requested();
+    }
+    noisy.join();
+    stopper.join();
+    REQUIRE(stopped);
+  }
+}
+
 TEST_CASE("counters and the latency histogram", "[io]") {
   PipelineStats s;
   s.rx.frames.add();

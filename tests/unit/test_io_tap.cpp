@@ -191,6 +191,31 @@ TEST_CASE("TapWriter: frames from the tx ring reach the TAP in order, and slots 
   CHECK(gone.count() == 0);
 }
 
+TEST_CASE("TAP threads stop at once: their doorbell, not a polled flag", "[io][tap]") {
+  Pair p;
+  FrameChannel rx(4, FrameChannel::slot_bytes_for_mtu(1500)), tx(4, FrameChannel::slot_bytes_for_mtu(1500));
+  Waker waker;
+  TapReaderStats rstats;
+  TapWriterStats wstats;
+  Gone gone;
+  // Started and stopped 5 times each; a 100 ms stop check would cost about a second.
+  const auto took = timed([&] {
+    for (int i = 0; i < 5; ++i) {
+      TapReader reader(p.tap.get(), 0, rx, waker, rstats, gone.callback());
+      reader.start();
+      TapWriter writer(p.tap.get(), false, tx, wstats, gone.callback());
+      writer.start();
+      std::this_thread::sleep_for(2ms);  // both asleep
+      reader.stop();
+      writer.stop();
+      Frame* marker = tx.try_pop();  // a writer stopped before it ran leaves the closed marker
+      if (marker != nullptr) REQUIRE(tx.is_closed(marker));
+    }
+  });
+  CHECK(took < 300ms);
+  CHECK(gone.count() == 0);
+}
+
 TEST_CASE("TapWriter: the peer going away is reported once and ends the thread", "[io][tap]") {
   ::signal(SIGPIPE, SIG_IGN);  // as the daemon does
   Pair p;
