@@ -25,6 +25,8 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "common/child.hpp"
+
 namespace slirpnetd::ctl {
 
 namespace {
@@ -173,14 +175,12 @@ bool ApiServer::move_removal_to_helper() {
     return false;
   }
   UniqueFd r(p[0]), w(p[1]);
-  std::fflush(nullptr);
-  // Raw clone (fork semantics), as for the TAP child (ns/tap.cpp): no TSan runtime thread.
-  const pid_t pid = static_cast<pid_t>(::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+  const pid_t pid =
+      start_child([&]() -> int { removal_helper(dir_fd_.get(), r.get(), name_, file_dev_, file_ino_); });
   if (pid < 0) {
     if (opts_.log != nullptr) std::fprintf(opts_.log, "api: fork: %s\n", std::strerror(errno));
     return false;
   }
-  if (pid == 0) removal_helper(dir_fd_.get(), r.get(), name_, file_dev_, file_ino_);
   helper_pid_ = pid;
   helper_pipe_ = std::move(w);
   dir_fd_.reset();

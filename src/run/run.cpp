@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "common/child.hpp"
 #include "common/unique_fd.hpp"
 #include "ctl/api.hpp"
 #include "daemon/daemon.hpp"
@@ -170,18 +171,15 @@ int main(int argc, char* argv[]) {
   UniqueFd ready_r(rp[0]), ready_w(rp[1]), go_r(gp[0]), go_w(gp[1]);
   const uid_t uid = ::geteuid();
   const gid_t gid = ::getegid();
-  std::fflush(nullptr);
-  // Raw clone (fork semantics): see ns/tap.cpp. We are single-threaded here.
-  const pid_t pid = static_cast<pid_t>(::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+  const pid_t pid = start_child([&]() -> int {  // we are single-threaded here
+    ready_r.reset();
+    go_w.reset();
+    child_main(ready_w.get(), go_r.get(), uid, gid, resolv, ro.command);
+  });
   if (pid < 0) {
     std::perror("slirpnetd run: fork");
     ::unlink(resolv.c_str());
     return EXIT_FAILURE;
-  }
-  if (pid == 0) {
-    ready_r.reset();
-    go_w.reset();
-    child_main(ready_w.get(), go_r.get(), uid, gid, resolv, ro.command);
   }
   ready_w.reset();
   go_r.reset();
