@@ -36,6 +36,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/clock.hpp"
 #include "common/unique_fd.hpp"
 #include "ctl/api.hpp"
 #include "io/waker.hpp"
@@ -99,7 +100,6 @@ class ApiServer {
 
  private:
   struct Client;
-  using Clock = std::chrono::steady_clock;
 
   void run();
   void reap();  // closes the finished clients' sockets, then remakes the spare descriptor

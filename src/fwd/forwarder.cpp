@@ -13,6 +13,7 @@
 #include "fwd/forwarder.hpp"
 
 #include "common/bounded_call.hpp"
+#include "common/clock.hpp"
 #include "io/waker.hpp"
 
 // Under seccomp (src/ns/sandbox.cpp): the workers, constructed after the filter is on.
@@ -158,7 +159,7 @@ struct Forwarder::Flow {
   UniqueFd inner;  // in the container, connected to the guest address
   sockaddr_storage client{};
   socklen_t client_len = 0;
-  std::chrono::steady_clock::time_point last;  // last datagram either way
+  Clock::time_point last;  // last datagram either way
   std::string key;                             // in fwd->flows
   std::string source;                          // in udp_per_source_
   std::list<Flow*>::iterator lru;              // in udp_lru_
@@ -181,7 +182,7 @@ struct Forwarder::Conn {
   UniqueFd client, inner;
   bool connected = false;
   bool dead = false;
-  std::chrono::steady_clock::time_point last;  // last event on either socket
+  Clock::time_point last;  // last event on either socket
   std::vector<uint8_t> header;  // PROXY v2, sent once connected
   Direction up;                 // client -> inner
   Direction down;               // inner -> client
@@ -202,9 +203,9 @@ struct Forwarder::Worker {
   std::vector<std::unique_ptr<UdpForward>> udp;  // worker 0 only
   std::vector<std::unique_ptr<UdpForward>> dead_udp;
   std::vector<std::unique_ptr<Flow>> dead_flows;  // worker 0 only
-  std::chrono::steady_clock::time_point next_expiry{};       // UDP flows (worker 0)
-  std::chrono::steady_clock::time_point next_idle_check{};   // TCP connections
-  std::chrono::steady_clock::time_point resume_at{};         // paused listeners (worker 0)
+  Clock::time_point next_expiry{};       // UDP flows (worker 0)
+  Clock::time_point next_idle_check{};   // TCP connections
+  Clock::time_point resume_at{};         // paused listeners (worker 0)
   bool listeners_paused = false;
 
   void post(std::function<void()> fn) {
@@ -245,7 +246,7 @@ struct Forwarder::Worker {
       return;
     }
     stats.active.fetch_add(1, std::memory_order_relaxed);
-    c->last = std::chrono::steady_clock::now();
+    c->last = Clock::now();
     conns.emplace(c.get(), std::move(c));
   }
 
@@ -268,7 +269,7 @@ struct Forwarder::Worker {
 
   void on_conn(Conn& c, Tag side, uint32_t events, ForwarderStats& stats) {
     if (c.dead) return;
-    c.last = std::chrono::steady_clock::now();
+    c.last = Clock::now();
     if (!c.connected) {
       if (side != kInner) return;  // the client's bytes wait in its socket until then
       int err = 0;
@@ -472,12 +473,12 @@ void Forwarder::pause_listener(Listener& l) {
   ::epoll_ctl(w0.epoll.get(), EPOLL_CTL_DEL, l.fd.get(), nullptr);
   l.paused = true;
   w0.listeners_paused = true;
-  w0.resume_at = std::chrono::steady_clock::now() + kAcceptPause;
+  w0.resume_at = Clock::now() + kAcceptPause;
   stats_.accept_paused.fetch_add(1, std::memory_order_relaxed);
 }
 
 void Forwarder::resume_listeners(Worker& w0) {
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = Clock::now();
   if (now < w0.resume_at) return;
   if (open_conns_.load(std::memory_order_relaxed) >= static_cast<uint64_t>(max_conns_)) {
     w0.resume_at = now + kAcceptPause;  // still at the cap
@@ -498,7 +499,7 @@ void Forwarder::resume_listeners(Worker& w0) {
 }
 
 void Forwarder::close_idle(Worker& w) {
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = Clock::now();
   if (now < w.next_idle_check) return;
   w.next_idle_check = now + std::chrono::milliseconds(std::clamp(opts_.conn_idle_ms / 8, 100, 30'000));
   const auto idle = std::chrono::milliseconds(opts_.conn_idle_ms);
@@ -606,7 +607,7 @@ void Forwarder::udp_from_guest(Flow& f) {
 }
 
 void Forwarder::udp_expire(Worker& w) {
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = Clock::now();
   if (now < w.next_expiry) return;
   w.next_expiry = now + std::chrono::seconds(1);
   const auto idle = std::chrono::milliseconds(opts_.udp_idle_ms);
@@ -615,7 +616,7 @@ void Forwarder::udp_expire(Worker& w) {
 }
 
 void Forwarder::udp_touch(Flow& f) {
-  f.last = std::chrono::steady_clock::now();
+  f.last = Clock::now();
   udp_lru_.splice(udp_lru_.end(), udp_lru_, f.lru);
 }
 

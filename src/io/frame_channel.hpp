@@ -35,7 +35,7 @@ struct Frame {
   uint32_t capacity = 0;
   uint32_t len = 0;     // bytes used from data[0], including a virtio-net header if any
   uint32_t offset = 0;  // where the Ethernet frame starts (after the virtio-net header)
-  uint64_t stamp_ns = 0;  // CLOCK_MONOTONIC when the producer filled it (latency histogram)
+  int64_t stamp_ns = 0;  // now_ns() (common/clock.hpp) when the producer filled it (latency histogram)
 };
 
 class FrameChannel {

@@ -1,16 +1,9 @@
 #include "io/stats.hpp"
 
-#include <time.h>
 
 #include <cstdio>
 
 namespace slirpnetd::io {
-
-uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 void LatencyHistogram::record(uint64_t ns) {
   int i = ns == 0 ? 0 : 64 - __builtin_clzll(ns);

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.hpp"
+
 namespace slirpnetd::io {
 
 class Counter {
@@ -93,8 +95,6 @@ struct PipelineCounts {
 
 HistogramCounts snapshot(const LatencyHistogram& h);
 PipelineCounts snapshot(const PipelineStats& s, size_t rx_depth, size_t tx_depth);
-
-uint64_t now_ns();
 
 // A human-readable table, printed at exit with --stats.
 std::string stats_text(const PipelineCounts& s);

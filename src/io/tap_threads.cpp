@@ -187,7 +187,7 @@ void TapWriter::run() {
 void TapWriter::done(Frame* f) { tx_.release(f); }
 
 void TapWriter::taken(const Frame* f) {
-  stats_.latency.record(now_ns() - f->stamp_ns);  // the hand-off: ring wait + wake-up
+  stats_.latency.record(static_cast<uint64_t>(now_ns() - f->stamp_ns));  // the hand-off: ring wait + wake-up
 }
 
 bool TapWriter::write_from(Frame* f) {
