@@ -191,6 +191,9 @@ void ApiServer::start(hostfwd::Registry& forwards, StatsSource& stats) {
   if (!listen_fd_) throw std::logic_error("ApiServer::start() without a successful bind_and_listen()");
   if (api_) throw std::logic_error("ApiServer::start() called twice");
   api_ = std::make_unique<Api>(forwards, stats, opts_.log);
+  // The spare descriptor exists before start() returns: made by the thread instead, it could come
+  // too late, once the descriptors are all taken.
+  spare_fd_.reset(::eventfd(0, EFD_CLOEXEC));
   thread_ = std::thread([this] {
     try {
       run();

@@ -131,6 +131,7 @@ class ApiServer {
   Clock::time_point accept_resume_{};  // accept() paused until then after EMFILE and the like
   // A descriptor held in reserve (an eventfd): when the process is out of descriptors (libslirp's
   // forwards hold them all), it is closed to accept one API client, and recreated afterwards.
+  // The first one is made by start(), before the thread.
   UniqueFd spare_fd_;
 };
 
