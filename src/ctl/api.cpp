@@ -22,6 +22,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <vector>
 
@@ -88,146 +89,176 @@ std::optional<int> integer(const Value* v, int lo, int hi) {
   return static_cast<int>(d);
 }
 
-// An address member: missing, non-string or "" gives `fallback` (slirp4netns's rule); otherwise
-// an IPv4 literal, or an IPv6 literal when IPv6 is enabled. Sets the family and length; the port
-// is set later (slirp4netns validates host_addr before host_port).
-bool parse_addr(const Value* v, bool allow6, in_addr fallback, sockaddr_storage& ss, socklen_t& len) {
-  ss = {};
-  std::string text;
-  if (v != nullptr && v->IsString()) text.assign(v->GetString(), v->GetStringLength());
-  if (text.find('\0') != std::string::npos) return false;
-  auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
-  if (text.empty()) {
-    sin->sin_family = AF_INET;
-    sin->sin_addr = fallback;
-    len = sizeof(sockaddr_in);
-    return true;
-  }
-  if (inet_pton(AF_INET, text.c_str(), &sin->sin_addr) == 1) {
-    sin->sin_family = AF_INET;
-    len = sizeof(sockaddr_in);
-    return true;
-  }
-  auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  if (allow6 && inet_pton(AF_INET6, text.c_str(), &sin6->sin6_addr) == 1) {
-    sin6->sin6_family = AF_INET6;
-    len = sizeof(sockaddr_in6);
-    return true;
-  }
-  return false;
-}
-
-void set_port(sockaddr_storage& ss, int port) {
-  const auto p = htons(static_cast<uint16_t>(port));
-  if (ss.ss_family == AF_INET6)
-    reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port = p;
-  else
-    reinterpret_cast<sockaddr_in*>(&ss)->sin_port = p;
-}
-
-int port_of(const sockaddr_storage& ss) {
-  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port);
-  return ntohs(reinterpret_cast<const sockaddr_in*>(&ss)->sin_port);
-}
-
-std::string addr_text(const sockaddr_storage& ss) {
-  char buf[INET6_ADDRSTRLEN] = "";
-  if (ss.ss_family == AF_INET6)
-    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr, buf, sizeof buf);
-  else
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr, buf, sizeof buf);
-  return buf;
+// An address member as text: missing or non-string is "" (slirp4netns's rule: the default).
+std::string addr_member(const Value* v) {
+  if (v == nullptr || !v->IsString()) return {};
+  return {v->GetString(), v->GetStringLength()};
 }
 
 void log_failure(std::FILE* log, const char* what, int rc) {
   if (log != nullptr) std::fprintf(log, "api_handler: %s: %s\n", what, std::strerror(-rc));
 }
 
+// Histogram counters as get_stats has always shown them.
+void histogram(Writer& w, const char* name, const io::HistogramCounts& h) {
+  w.Key(name);
+  w.StartObject();
+  w.Key("count");
+  w.Uint64(h.count);
+  w.Key("p50_ns_le");
+  w.Uint64(h.p50_ns_le);
+  w.Key("p99_ns_le");
+  w.Uint64(h.p99_ns_le);
+  w.Key("log2_buckets");
+  w.StartArray();
+  for (uint64_t b : h.log2_buckets) w.Uint64(b);
+  w.EndArray();
+  w.EndObject();
+}
+
+void field(Writer& w, const char* name, uint64_t v) {
+  w.Key(name);
+  w.Uint64(v);
+}
+
 }  // namespace
+
+std::string stats_json(const Stats& st) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  const io::PipelineCounts& p = st.pipeline;
+  w.StartObject();
+  w.Key("tap_reader");
+  w.StartObject();
+  field(w, "reads", p.tap_reader.reads);
+  field(w, "frames", p.tap_reader.frames);
+  field(w, "bytes", p.tap_reader.bytes);
+  field(w, "eagain", p.tap_reader.eagain);
+  field(w, "errors", p.tap_reader.errors);
+  field(w, "backpressure_waits", p.tap_reader.backpressure_waits);
+  field(w, "gso_frames", p.tap_reader.gso_frames);
+  field(w, "csum_completed", p.tap_reader.csum_completed);
+  field(w, "csum_left_partial", p.tap_reader.csum_left_partial);
+  w.EndObject();
+  field(w, "rx_ring_depth", p.rx_ring_depth);
+  w.Key("slirp");
+  w.StartObject();
+  field(w, "loops", p.slirp.loops);
+  field(w, "polls", p.slirp.polls);
+  field(w, "wakeups", p.slirp.wakeups);
+  field(w, "input_frames", p.slirp.input_frames);
+  field(w, "input_bytes", p.slirp.input_bytes);
+  field(w, "output_frames", p.slirp.output_frames);
+  field(w, "output_bytes", p.slirp.output_bytes);
+  field(w, "tx_waits", p.slirp.tx_waits);
+  field(w, "output_drops", p.slirp.output_drops);
+  field(w, "commands", p.slirp.commands);
+  field(w, "spins", p.slirp.spins);
+  field(w, "spin_hits", p.slirp.spin_hits);
+  histogram(w, "rx_latency", p.slirp.rx_latency);
+  field(w, "fragments_dropped", p.slirp.fragments_dropped);
+  w.EndObject();
+  field(w, "tx_ring_depth", p.tx_ring_depth);
+  w.Key("tap_writer");
+  w.StartObject();
+  field(w, "writes", p.tap_writer.writes);
+  field(w, "frames", p.tap_writer.frames);
+  field(w, "bytes", p.tap_writer.bytes);
+  field(w, "eagain", p.tap_writer.eagain);
+  field(w, "errors", p.tap_writer.errors);
+  field(w, "gso_frames", p.tap_writer.gso_frames);
+  field(w, "merged_segments", p.tap_writer.merged_segments);
+  histogram(w, "tx_latency", p.tap_writer.tx_latency);
+  w.EndObject();
+  if (st.splice) {
+    const fwd::ForwarderCounts& f = *st.splice;
+    w.Key("splice");
+    w.StartObject();
+    field(w, "accepted", f.accepted);
+    field(w, "connect_failed", f.connect_failed);
+    field(w, "active", f.active);
+    field(w, "bytes_in", f.bytes_in);
+    field(w, "bytes_out", f.bytes_out);
+    field(w, "udp_flows", f.udp_flows);
+    field(w, "udp_dropped", f.udp_dropped);
+    field(w, "udp_evicted", f.udp_evicted);
+    field(w, "accept_paused", f.accept_paused);
+    field(w, "idle_closed", f.idle_closed);
+    w.EndObject();
+  }
+  w.EndObject();
+  return {buf.GetString(), buf.GetSize()};
+}
+
+std::string_view hostfwd_error_desc(hostfwd::Error e, bool splice) {
+  switch (e) {
+    case hostfwd::Error::kNone: return "";
+    case hostfwd::Error::kProxyProtocol: return "add_hostfwd: bad arguments.proxy_protocol";
+    case hostfwd::Error::kHostAddr: return "add_hostfwd: bad arguments.host_addr";
+    case hostfwd::Error::kHostPort: return "add_hostfwd: bad arguments.host_port";
+    case hostfwd::Error::kGuestAddr: return "add_hostfwd: bad arguments.guest_addr";
+    case hostfwd::Error::kGuestPort: return "add_hostfwd: bad arguments.guest_port";
+    case hostfwd::Error::kEngine: break;
+  }
+  return splice ? "add_hostfwd: splice forward failed" : "add_hostfwd: slirp_add_hostfwd failed";
+}
 
 struct Commands {
   static std::string add_hostfwd(Api& api, const Value* args) {
-    Hostfwd fwd;
+    hostfwd::Request req;
     const Value* proto = member(args, "proto");
     // slirp4netns crashes (strcmp on NULL) when proto or arguments are missing; we answer.
     if (proto == nullptr || !proto->IsString() ||
         (name_of(*proto) != "tcp" && name_of(*proto) != "udp"))
       return error_reply("add_hostfwd: bad arguments.proto");
-    fwd.udp = name_of(*proto) == "udp";
+    req.udp = name_of(*proto) == "udp";
 
-    // slirpnetd extension: "mode" and "proxy_protocol" (see Hostfwd).
-    fwd.splice = api.default_splice_;
+    // slirpnetd extension: "mode" and "proxy_protocol" (see hostfwd/registry.hpp).
     if (const Value* mode = member(args, "mode")) {
       if (!mode->IsString() || (name_of(*mode) != "slirp" && name_of(*mode) != "splice"))
         return error_reply("add_hostfwd: bad arguments.mode");
-      fwd.splice = name_of(*mode) == "splice";
+      req.splice = name_of(*mode) == "splice";
     }
     if (const Value* pp = member(args, "proxy_protocol")) {
-      if (!pp->IsBool() || (pp->GetBool() && (!fwd.splice || fwd.udp)))
-        return error_reply("add_hostfwd: bad arguments.proxy_protocol");
-      fwd.proxy_protocol = pp->GetBool();
+      if (!pp->IsBool()) return error_reply("add_hostfwd: bad arguments.proxy_protocol");
+      req.proxy_protocol = pp->GetBool();
     }
-    const bool allow6 = api.enable_ipv6_ || fwd.splice;
+    // What is not a port number (missing, not integral, out of range) becomes 0, which the
+    // registry refuses after the address before it, as slirp4netns orders its checks.
+    req.host_addr = addr_member(member(args, "host_addr"));
+    req.host_port = integer(member(args, "host_port"), 1, 65535).value_or(0);
+    req.guest_addr = addr_member(member(args, "guest_addr"));
+    req.guest_port = integer(member(args, "guest_port"), 1, 65535).value_or(0);
 
-    in_addr any{};
-    any.s_addr = htonl(INADDR_ANY);
-    if (!parse_addr(member(args, "host_addr"), allow6, any, fwd.host, fwd.host_len))
-      return error_reply("add_hostfwd: bad arguments.host_addr");
-    const auto host_port = integer(member(args, "host_port"), 1, 65535);
-    if (!host_port) return error_reply("add_hostfwd: bad arguments.host_port");
-    set_port(fwd.host, *host_port);
-
-    // An empty guest_addr means the recommended guest address (net + 100) for an IPv4 host, and
-    // "::" for an IPv6 host: libslirp resolves "::" to the guest's SLAAC address when a connection
-    // arrives. (Forwarding an IPv6 host socket to the IPv4 guest does not work in libslirp 4.7: a
-    // loopback peer is translated to fd00::2, which cannot reach an IPv4 address.)
-    if (!parse_addr(member(args, "guest_addr"), allow6, api.default_guest_, fwd.guest,
-                    fwd.guest_len))
-      return error_reply("add_hostfwd: bad arguments.guest_addr");
-    const Value* guest_text = member(args, "guest_addr");
-    const bool guest_default = guest_text == nullptr || !guest_text->IsString() || guest_text->GetStringLength() == 0;
-    if (guest_default && fwd.host.ss_family == AF_INET6) {
-      fwd.guest = {};
-      auto* g6 = reinterpret_cast<sockaddr_in6*>(&fwd.guest);
-      g6->sin6_family = AF_INET6;
-      g6->sin6_addr = in6addr_any;
-      fwd.guest_len = sizeof(sockaddr_in6);
-    }
-    const auto guest_port = integer(member(args, "guest_port"), 1, 65535);
-    if (!guest_port) return error_reply("add_hostfwd: bad arguments.guest_port");
-    set_port(fwd.guest, *guest_port);
-
-    if (int rc = api.backend_.add_hostfwd(fwd); rc != 0) {
-      log_failure(api.log_, "add_hostfwd", rc);
-      return error_reply(fwd.splice ? "add_hostfwd: splice forward failed" : "add_hostfwd: slirp_add_hostfwd failed");
-    }
-    const int id = api.next_id_++;
-    api.forwards_.emplace(id, fwd);
-    return R"({"return":{"id":)" + std::to_string(id) + "}}";
+    const hostfwd::AddResult r = api.forwards_.add(req);
+    if (r.error == hostfwd::Error::kEngine) log_failure(api.log_, "add_hostfwd", r.err);
+    if (r.error != hostfwd::Error::kNone) return error_reply(hostfwd_error_desc(r.error, r.splice));
+    return R"({"return":{"id":)" + std::to_string(r.id) + "}}";
   }
 
   // Real slirp4netns 1.2 answers {"entries":[...]}; its man page and test expect
   // {"return":{"entries":[...]}}. We send both: a client reading either shape works.
   // Key order is slirp4netns's: id, proto, host_addr, host_port, guest_addr, guest_port.
   static std::string list_hostfwd(const Api& api) {
+    const auto forwards = api.forwards_.list();
     rapidjson::StringBuffer buf;
     Writer w(buf);
     const auto entries = [&] {
       w.StartArray();
-      for (const auto& [id, fwd] : api.forwards_) {
+      for (const auto& [id, fwd] : forwards) {
         w.StartObject();
         w.Key("id");
         w.Int(id);
         w.Key("proto");
         w.String(fwd.udp ? "udp" : "tcp");
         w.Key("host_addr");
-        w.String(addr_text(fwd.host).c_str());
+        w.String(fwd.host.addr_text().c_str());
         w.Key("host_port");
-        w.Int(port_of(fwd.host));
+        w.Int(fwd.host.port());
         w.Key("guest_addr");
-        w.String(addr_text(fwd.guest).c_str());
+        w.String(fwd.guest.addr_text().c_str());
         w.Key("guest_port");
-        w.Int(port_of(fwd.guest));
+        w.Int(fwd.guest.port());
         if (fwd.splice) {  // slirp entries stay byte-identical to slirp4netns's
           w.Key("mode");
           w.String("splice");
@@ -254,37 +285,23 @@ struct Commands {
 
   static std::string remove_hostfwd(Api& api, const Value* args) {
     // slirp4netns: a missing or non-number id becomes 0, which is never found.
-    const auto id = integer(member(args, "id"), 1, api.next_id_ - 1);
-    auto it = id ? api.forwards_.find(*id) : api.forwards_.end();
-    if (it == api.forwards_.end()) return error_reply("remove_hostfwd: bad arguments.id");
-    if (int rc = api.backend_.remove_hostfwd(it->second); rc != 0) {
-      log_failure(api.log_, "remove_hostfwd", rc);
-      return error_reply(it->second.splice ? "remove_hostfwd: splice forward removal failed"
-                                           : "remove_hostfwd: slirp_remove_hostfwd failed");  // entry kept
+    const int id = integer(member(args, "id"), 1, std::numeric_limits<int>::max()).value_or(0);
+    const hostfwd::RemoveResult r = api.forwards_.remove(id);
+    if (!r.found) return error_reply("remove_hostfwd: bad arguments.id");
+    if (r.err != 0) {
+      log_failure(api.log_, "remove_hostfwd", r.err);
+      return error_reply(r.splice ? "remove_hostfwd: splice forward removal failed"
+                                  : "remove_hostfwd: slirp_remove_hostfwd failed");  // entry kept
     }
-    api.forwards_.erase(it);
     return R"({"return":{}})";
   }
 
-  // Our extension: the pipeline's counters, re-serialised so the reply is always compact JSON.
-  static std::string get_stats(Api& api) {
-    const std::string stats = api.backend_.stats_json();
-    rapidjson::Document doc;
-    doc.Parse(stats.data(), stats.size());
-    if (doc.HasParseError() || !doc.IsObject()) return error_reply("get_stats: no statistics");
-    rapidjson::StringBuffer buf;
-    Writer w(buf);
-    doc.Accept(w);
-    return R"({"return":)" + std::string(buf.GetString(), buf.GetSize()) + "}";
-  }
+  // Our extension: the pipeline's counters (and the splice forwarder's), rendered here.
+  static std::string get_stats(Api& api) { return R"({"return":)" + stats_json(api.stats_.stats()) + "}"; }
 };
 
-Api::Api(Backend& backend, const config::NetConfig& net, std::FILE* log)
-    : backend_(backend),
-      default_guest_(net.guest),
-      enable_ipv6_(net.enable_ipv6),
-      default_splice_(net.forward_mode == config::ForwardMode::Splice),
-      log_(log) {}
+Api::Api(hostfwd::Registry& forwards, StatsSource& stats, std::FILE* log)
+    : forwards_(forwards), stats_(stats), log_(log) {}
 
 std::string Api::handle_request(std::string_view request) {
   rapidjson::Document doc;

@@ -25,6 +25,8 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "common/child.hpp"
+
 namespace slirpnetd::ctl {
 
 namespace {
@@ -99,9 +101,8 @@ struct ApiServer::Client {
   bool done = false;
 };
 
-std::unique_ptr<ApiServer> ApiServer::bind(const std::string& path, const config::NetConfig& net,
-                                            ApiServerOptions opts) {
-  auto server = std::make_unique<ApiServer>(path, net, opts);
+std::unique_ptr<ApiServer> ApiServer::bind(const std::string& path, ApiServerOptions opts) {
+  auto server = std::make_unique<ApiServer>(path, opts);
   try {
     server->bind_and_listen();
   } catch (const std::exception& e) {
@@ -111,8 +112,7 @@ std::unique_ptr<ApiServer> ApiServer::bind(const std::string& path, const config
   return server;
 }
 
-ApiServer::ApiServer(std::string path, const config::NetConfig& net, ApiServerOptions opts)
-    : path_(std::move(path)), net_(net), opts_(opts) {}
+ApiServer::ApiServer(std::string path, ApiServerOptions opts) : path_(std::move(path)), opts_(opts) {}
 
 ApiServer::~ApiServer() { stop(); }
 
@@ -154,14 +154,16 @@ void ApiServer::bind_and_listen() {
   };
   if (::fstatat(dir_fd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) throw fail("stat");
   if (::listen(fd.get(), kBacklog) != 0) throw fail("listen");
-  UniqueFd stop_fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-  if (!stop_fd) throw fail("eventfd");
+  try {
+    stop_.emplace();
+  } catch (const std::system_error&) {
+    throw fail("eventfd");
+  }
 
   file_dev_ = st.st_dev;
   file_ino_ = st.st_ino;
   name_ = name;
   dir_fd_ = std::move(dir_fd);
-  stop_fd_ = std::move(stop_fd);
   listen_fd_ = std::move(fd);
 }
 
@@ -173,24 +175,25 @@ bool ApiServer::move_removal_to_helper() {
     return false;
   }
   UniqueFd r(p[0]), w(p[1]);
-  std::fflush(nullptr);
-  // Raw clone (fork semantics), as for the TAP child (ns/tap.cpp): no TSan runtime thread.
-  const pid_t pid = static_cast<pid_t>(::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+  const pid_t pid =
+      start_child([&]() -> int { removal_helper(dir_fd_.get(), r.get(), name_, file_dev_, file_ino_); });
   if (pid < 0) {
     if (opts_.log != nullptr) std::fprintf(opts_.log, "api: fork: %s\n", std::strerror(errno));
     return false;
   }
-  if (pid == 0) removal_helper(dir_fd_.get(), r.get(), name_, file_dev_, file_ino_);
   helper_pid_ = pid;
   helper_pipe_ = std::move(w);
   dir_fd_.reset();
   return true;
 }
 
-void ApiServer::start(Backend& backend) {
+void ApiServer::start(hostfwd::Registry& forwards, StatsSource& stats) {
   if (!listen_fd_) throw std::logic_error("ApiServer::start() without a successful bind_and_listen()");
   if (api_) throw std::logic_error("ApiServer::start() called twice");
-  api_ = std::make_unique<Api>(backend, net_, opts_.log);
+  api_ = std::make_unique<Api>(forwards, stats, opts_.log);
+  // The spare descriptor exists before start() returns: made by the thread instead, it could come
+  // too late, once the descriptors are all taken.
+  spare_fd_.reset(::eventfd(0, EFD_CLOEXEC));
   thread_ = std::thread([this] {
     try {
       run();
@@ -206,9 +209,7 @@ void ApiServer::start(Backend& backend) {
 
 void ApiServer::stop() {
   if (thread_.joinable()) {
-    const uint64_t one = 1;
-    // An eventfd write of 1 cannot fail short of a counter overflow; the loop exits on POLLIN.
-    [[maybe_unused]] ssize_t n = ::write(stop_fd_.get(), &one, sizeof one);
+    stop_->request_stop();
     thread_.join();
   }
   clients_.clear();
@@ -243,7 +244,7 @@ void ApiServer::run() {
 
     const bool accepting = clients_.size() < opts_.max_clients && now >= accept_resume_;
     pfds.clear();
-    pfds.push_back({stop_fd_.get(), POLLIN, 0});
+    pfds.push_back({stop_->fd(), POLLIN, 0});
     pfds.push_back({accepting ? listen_fd_.get() : -1, POLLIN, 0});  // poll() skips fd -1
     Clock::time_point wake = Clock::time_point::max();
     if (!accepting && clients_.size() < opts_.max_clients) wake = accept_resume_;
@@ -261,7 +262,7 @@ void ApiServer::run() {
       if (errno == EINTR) continue;
       throw std::system_error(errno, std::generic_category(), "poll");
     }
-    if (pfds[0].revents != 0) return;
+    if (stop_->stop_requested()) return;
     now = Clock::now();
     const std::size_t n = clients_.size();  // accept_clients() appends
     for (std::size_t i = 0; i < n; ++i)

@@ -21,9 +21,9 @@
 // Api::handle_request(); stop() and the destructor on the thread that called start().
 //
 // Daemon usage:
-//   auto api = ctl::ApiServer::bind(opts.api_socket, net);  // before the sandbox; null: failed
-//   ... sandbox, slirp thread, backend ...
-//   api->start(backend);
+//   auto api = ctl::ApiServer::bind(opts.api_socket);  // before the sandbox; null: failed
+//   ... sandbox, slirp thread, forwards registry ...
+//   api->start(registry, stats);
 //   ... until exit ...
 //   api->stop();   // or just destroy it: both remove the socket file
 #include <sys/types.h>
@@ -31,12 +31,15 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/clock.hpp"
 #include "common/unique_fd.hpp"
 #include "ctl/api.hpp"
+#include "io/waker.hpp"
 
 namespace slirpnetd::ctl {
 
@@ -56,11 +59,9 @@ class ApiServer {
   // The daemon's entry point: constructs and bind_and_listen()s. On failure prints the error line
   // to opts.log (stderr by default) and returns null; the caller then prints slirp4netns's
   // "do_slirp is exiting" lines and exits 1.
-  static std::unique_ptr<ApiServer> bind(const std::string& path, const config::NetConfig& net,
-                                         ApiServerOptions opts = {});
+  static std::unique_ptr<ApiServer> bind(const std::string& path, ApiServerOptions opts = {});
 
-  // `net` gives add_hostfwd's default guest address and whether IPv6 literals are accepted.
-  ApiServer(std::string path, const config::NetConfig& net, ApiServerOptions opts = {});
+  explicit ApiServer(std::string path, ApiServerOptions opts = {});
   ~ApiServer();  // stop(), then remove the socket file if bind_and_listen() created it
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
@@ -83,11 +84,10 @@ class ApiServer {
   // printing why (to opts.log); the daemon then cannot start.
   bool move_removal_to_helper();
 
-  // Creates the Api (the hostfwd table, empty) on `backend` and starts the control thread, which
-  // serves requests from then on (connections made earlier wait in the backlog). `backend` must
-  // outlive stop(). Throws std::logic_error without a successful bind_and_listen() or when called
+  // Creates the Api on `forwards` and `stats` and starts the control thread, which serves
+  // requests from then on (connections made earlier wait in the backlog). Both must outlive stop(). Throws std::logic_error without a successful bind_and_listen() or when called
   // twice, std::system_error if the thread cannot be created.
-  void start(Backend& backend);
+  void start(hostfwd::Registry& forwards, StatsSource& stats);
 
   // Stops and joins the control thread (clients in progress are dropped), closes the listen
   // socket and removes the socket file: through a directory fd opened by bind_and_listen(), or,
@@ -100,7 +100,6 @@ class ApiServer {
 
  private:
   struct Client;
-  using Clock = std::chrono::steady_clock;
 
   void run();
   void reap();  // closes the finished clients' sockets, then remakes the spare descriptor
@@ -114,12 +113,11 @@ class ApiServer {
   void remove_socket_file();
 
   const std::string path_;
-  const config::NetConfig net_;
   const ApiServerOptions opts_;
   std::unique_ptr<Api> api_;  // created by start(); used by the control thread only
 
   UniqueFd listen_fd_;
-  UniqueFd stop_fd_;    // eventfd: written by stop(), polled by the control thread
+  std::optional<io::Waker> stop_;  // made by bind_and_listen(); rung by stop(), polled by the control thread
   UniqueFd dir_fd_;     // O_PATH fd of the socket's directory, for unlinkat() (until handed over)
   UniqueFd helper_pipe_;  // write end: closing it tells the helper to remove the file
   pid_t helper_pid_ = -1;
@@ -133,6 +131,7 @@ class ApiServer {
   Clock::time_point accept_resume_{};  // accept() paused until then after EMFILE and the like
   // A descriptor held in reserve (an eventfd): when the process is out of descriptors (libslirp's
   // forwards hold them all), it is closed to accept one API client, and recreated afterwards.
+  // The first one is made by start(), before the thread.
   UniqueFd spare_fd_;
 };
 

@@ -19,7 +19,6 @@
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -108,20 +107,18 @@ void write_ready(int fd) {
   ::close(fd);
 }
 
-// Set once from any pipeline thread that finds the TAP gone; the main thread polls the eventfd.
+// Raised once from any pipeline thread that finds the TAP gone; it rings the main thread's doorbell.
 class GoneSignal {
  public:
-  GoneSignal() : efd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
-  int fd() const { return efd_.get(); }
+  explicit GoneSignal(io::Waker& main) : main_(main) {}
   void raise(const std::string& reason) {
     if (raised_.exchange(true)) return;
     std::fprintf(stderr, "%s: exiting\n", reason.c_str());
-    const uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(efd_.get(), &one, sizeof one);
+    main_.request_stop();
   }
 
  private:
-  UniqueFd efd_;
+  io::Waker& main_;
   std::atomic<bool> raised_{false};
 };
 
@@ -224,7 +221,7 @@ int serve(const config::Options& opts, const Hooks& hooks) {
   }
   std::unique_ptr<ctl::ApiServer> api;
   if (!opts.api_socket.empty()) {
-    api = ctl::ApiServer::bind(opts.api_socket, *net);
+    api = ctl::ApiServer::bind(opts.api_socket);
     if (!api) return do_slirp_failed();
   }
   // No fd of a directory outside the sandbox may survive pivot_root: the socket file's removal
@@ -264,7 +261,8 @@ int serve(const config::Options& opts, const Hooks& hooks) {
   io::FrameChannel tx(io::FrameChannel::slots_for(tx_slot), tx_slot);
   io::Waker slirp_waker;
   io::PipelineStats stats;
-  GoneSignal gone;
+  io::Waker main_waker;  // owner: the main thread (supervision); rung when the TAP is gone
+  GoneSignal gone(main_waker);
   auto on_gone = [&gone](const std::string& reason) { gone.raise(reason); };
 
   slirp::install_glib_log_handler();
@@ -292,17 +290,18 @@ int serve(const config::Options& opts, const Hooks& hooks) {
   }
   SlirpBackend backend(slirp, stats, rx, tx);
   backend.set_forwarder(forwarder.get());
-  if (api) api->start(backend);
+  hostfwd::Registry forwards(backend, *net);
+  if (api) api->start(forwards, backend);
 
   spdlog::info("pipeline: TAP offloads {}, rx ring {} slots of {} bytes, tx ring {} slots of {} bytes, splice {}",
                vnet_hdr ? "on" : "off", io::FrameChannel::slots_for(rx_slot), rx_slot,
                io::FrameChannel::slots_for(tx_slot), tx_slot, forwarder ? "on" : "off");
   bool ready = true;
-  if (hooks.on_ready) ready = hooks.on_ready(backend, *net);
+  if (hooks.on_ready) ready = hooks.on_ready(forwards);
   if (ready) write_ready(opts.ready_fd);
 
   enum { kSignal, kGone, kTarget, kExitFd };
-  pollfd pfd[4] = {{sigfd.get(), POLLIN, 0}, {gone.fd(), POLLIN, 0}, {target_pidfd.get(), POLLIN, 0},
+  pollfd pfd[4] = {{sigfd.get(), POLLIN, 0}, {main_waker.fd(), POLLIN, 0}, {target_pidfd.get(), POLLIN, 0},
                    {opts.exit_fd, POLLHUP, 0}};
   for (bool done = !ready; !done;) {
     if (::poll(pfd, 4, -1) < 0) {
@@ -325,7 +324,7 @@ int serve(const config::Options& opts, const Hooks& hooks) {
       if (!hooks.quiet) std::fprintf(stderr, "target process %d exited: exiting\n", static_cast<int>(opts.target_pid));
       done = true;
     }
-    if (pfd[kGone].revents) done = true;
+    if (main_waker.stop_requested()) done = true;
   }
 
   // Orderly stop: no more commands, no more input, then libslirp, then the last frames out.
@@ -335,7 +334,7 @@ int serve(const config::Options& opts, const Hooks& hooks) {
   slirp.stop();
   writer.stop();
   if (!hooks.quiet) std::fprintf(stderr, "do_slirp is exiting\n");
-  if (opts.print_stats) std::fputs(io::stats_text(stats).c_str(), stderr);
+  if (opts.print_stats) std::fputs(io::stats_text(io::snapshot(stats, rx.depth(), tx.depth())).c_str(), stderr);
   api.reset();  // removes the socket file
   return ready ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -2,7 +2,7 @@
 #include <functional>
 
 #include "config/options.hpp"
-#include "ctl/api.hpp"
+#include "hostfwd/registry.hpp"
 
 namespace slirpnetd::daemon {
 
@@ -15,9 +15,9 @@ struct Hooks {
   // No banner, no "sent/received tapfd" lines (unless opening the TAP fails), no exit messages.
   bool quiet = false;
   // Called once the network is up (TAP configured, threads and API running), before ready-fd.
-  // `backend` takes hostfwd requests (e.g. through a ctl::Api of the caller's). Returning false
-  // stops the daemon, which then returns 1.
-  std::function<bool(ctl::Backend& backend, const config::NetConfig& net)> on_ready;
+  // `forwards` is the daemon's one forwards registry, the one the API socket serves too.
+  // Returning false stops the daemon, which then returns 1.
+  std::function<bool(hostfwd::Registry& forwards)> on_ready;
 };
 
 // The daemon for already parsed options: everything run() does after parsing.

@@ -1,27 +1,31 @@
 #pragma once
-// ctl::Backend on top of the slirp thread: each call posts a command into the slirp thread and
-// waits (on the control thread) for its reply, bounded by a timeout. Splice forwards ("mode":
-// "splice") go to the fwd::Forwarder instead, when there is one (else -ENOTSUP).
+// The daemon's hostfwd::Engine and ctl::StatsSource: libslirp forwards become commands run on the
+// slirp thread (bounded by kTimeout, cancelled when it expires: common/bounded_call.hpp); splice
+// forwards go to the fwd::Forwarder, when there is one (else -ENOTSUP). Stats are read from the
+// pipeline's counters and the forwarder's, as plain values.
+//
+// Thread: the callers of hostfwd::Registry (control thread, main thread), one at a time.
 #include <chrono>
 
 #include "ctl/api.hpp"
 #include "fwd/forwarder.hpp"
+#include "hostfwd/registry.hpp"
 #include "io/frame_channel.hpp"
 #include "io/stats.hpp"
 #include "slirp/slirp_thread.hpp"
 
 namespace slirpnetd::daemon {
 
-class SlirpBackend final : public ctl::Backend {
+class SlirpBackend final : public hostfwd::Engine, public ctl::StatsSource {
  public:
   SlirpBackend(slirp::SlirpThread& slirp, const io::PipelineStats& stats, const io::FrameChannel& rx,
                const io::FrameChannel& tx)
       : slirp_(slirp), stats_(stats), rx_(rx), tx_(tx) {}
   // `forwarder` (may be null) must outlive the backend's last call.
   void set_forwarder(fwd::Forwarder* forwarder) { forwarder_ = forwarder; }
-  int add_hostfwd(const ctl::Hostfwd& fwd) override;
-  int remove_hostfwd(const ctl::Hostfwd& fwd) override;
-  std::string stats_json() override;
+  int add(const hostfwd::Forward& fwd) override;
+  int remove(const hostfwd::Forward& fwd) override;
+  ctl::Stats stats() override;
 
   static constexpr std::chrono::seconds kTimeout{5};
 

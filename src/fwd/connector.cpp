@@ -12,6 +12,7 @@
 // #syscalls:connector recvfrom socket connect sendmsg close exit_group exit restart_syscall
 // #syscalls:connector write rt_sigaction rt_sigprocmask rt_sigreturn tgkill getpid gettid
 
+#include "common/child.hpp"
 #include "common/fd_passing.hpp"
 #include "ns/join.hpp"
 #include "ns/sandbox.hpp"
@@ -115,14 +116,11 @@ std::unique_ptr<Connector> Connector::start(const std::string& netns_path, const
     std::perror("connector: SO_RCVTIMEO");
     return nullptr;
   }
-  std::fflush(nullptr);
-  // Raw clone (fork semantics) for the reason given in ns/tap.cpp: no TSan runtime thread.
-  const pid_t pid = static_cast<pid_t>(::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+  const pid_t pid = start_child([&]() -> int { child_main(theirs.get(), netns_path, userns_path); });
   if (pid < 0) {
     std::perror("connector: fork");
     return nullptr;
   }
-  if (pid == 0) child_main(theirs.get(), netns_path, userns_path);
   return std::unique_ptr<Connector>(new Connector(std::move(ours), pid));
 }
 

@@ -13,6 +13,8 @@
 #include "fwd/forwarder.hpp"
 
 #include "common/bounded_call.hpp"
+#include "common/clock.hpp"
+#include "io/waker.hpp"
 
 // Under seccomp (src/ns/sandbox.cpp): the workers, constructed after the filter is on.
 // #syscalls: epoll_create1 epoll_ctl epoll_wait eventfd2 read write prlimit64
@@ -22,7 +24,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -59,23 +60,6 @@ std::string source_of(const sockaddr_storage& a) {
 bool out_of_fds(int err) { return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM; }
 
 uint64_t tagged(const void* p, Tag t) { return reinterpret_cast<uintptr_t>(p) | t; }
-
-bool same_host(const sockaddr_storage& a, const sockaddr_storage& b) {
-  if (a.ss_family != b.ss_family) return false;
-  if (a.ss_family == AF_INET) {
-    const auto& x = reinterpret_cast<const sockaddr_in&>(a);
-    const auto& y = reinterpret_cast<const sockaddr_in&>(b);
-    return x.sin_port == y.sin_port && x.sin_addr.s_addr == y.sin_addr.s_addr;
-  }
-  const auto& x = reinterpret_cast<const sockaddr_in6&>(a);
-  const auto& y = reinterpret_cast<const sockaddr_in6&>(b);
-  return x.sin6_port == y.sin6_port && std::memcmp(&x.sin6_addr, &y.sin6_addr, sizeof x.sin6_addr) == 0;
-}
-
-bool valid(const sockaddr_storage& a, socklen_t len) {
-  return (a.ss_family == AF_INET && len == sizeof(sockaddr_in)) ||
-         (a.ss_family == AF_INET6 && len == sizeof(sockaddr_in6));
-}
 
 // Close with an RST, so the peer sees the failure (ECONNRESET), not an orderly EOF.
 void abort_close(UniqueFd& fd) {
@@ -162,11 +146,11 @@ bool pump(int src, int dst, Direction& d, std::atomic<uint64_t>& counter) {
 }  // namespace
 
 struct Forwarder::Listener {
+  Listener(const hostfwd::Endpoint& h, const hostfwd::Endpoint& g, bool pp) : host(h), guest(g), proxy_protocol(pp) {}
   UniqueFd fd;
   bool paused = false;  // out of the epoll set until Worker::resume_at (worker 0)
-  sockaddr_storage host{};
-  sockaddr_storage guest{};
-  socklen_t guest_len = 0;
+  hostfwd::Endpoint host;
+  hostfwd::Endpoint guest;
   bool proxy_protocol = false;
 };
 
@@ -175,17 +159,17 @@ struct Forwarder::Flow {
   UniqueFd inner;  // in the container, connected to the guest address
   sockaddr_storage client{};
   socklen_t client_len = 0;
-  std::chrono::steady_clock::time_point last;  // last datagram either way
+  Clock::time_point last;  // last datagram either way
   std::string key;                             // in fwd->flows
   std::string source;                          // in udp_per_source_
   std::list<Flow*>::iterator lru;              // in udp_lru_
 };
 
 struct Forwarder::UdpForward {
+  UdpForward(const hostfwd::Endpoint& h, const hostfwd::Endpoint& g) : host(h), guest(g) {}
   UniqueFd fd;  // bound to the host address; closed (reset) on removal
-  sockaddr_storage host{};
-  sockaddr_storage guest{};
-  socklen_t guest_len = 0;
+  hostfwd::Endpoint host;
+  hostfwd::Endpoint guest;
   std::unordered_map<std::string, std::unique_ptr<Flow>> flows;  // by client sockaddr bytes
 };
 
@@ -198,7 +182,7 @@ struct Forwarder::Conn {
   UniqueFd client, inner;
   bool connected = false;
   bool dead = false;
-  std::chrono::steady_clock::time_point last;  // last event on either socket
+  Clock::time_point last;  // last event on either socket
   std::vector<uint8_t> header;  // PROXY v2, sent once connected
   Direction up;                 // client -> inner
   Direction down;               // inner -> client
@@ -206,9 +190,8 @@ struct Forwarder::Conn {
 
 struct Forwarder::Worker {
   UniqueFd epoll{::epoll_create1(EPOLL_CLOEXEC)};
-  UniqueFd wake{::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
+  io::Waker wake;  // owner: this worker (in its epoll set); rung by post() and stop()
   std::thread thread;
-  std::atomic<bool> stopping{false};
   std::mutex mu;
   std::vector<std::function<void()>> commands;  // guarded by mu
 
@@ -220,9 +203,9 @@ struct Forwarder::Worker {
   std::vector<std::unique_ptr<UdpForward>> udp;  // worker 0 only
   std::vector<std::unique_ptr<UdpForward>> dead_udp;
   std::vector<std::unique_ptr<Flow>> dead_flows;  // worker 0 only
-  std::chrono::steady_clock::time_point next_expiry{};       // UDP flows (worker 0)
-  std::chrono::steady_clock::time_point next_idle_check{};   // TCP connections
-  std::chrono::steady_clock::time_point resume_at{};         // paused listeners (worker 0)
+  Clock::time_point next_expiry{};       // UDP flows (worker 0)
+  Clock::time_point next_idle_check{};   // TCP connections
+  Clock::time_point resume_at{};         // paused listeners (worker 0)
   bool listeners_paused = false;
 
   void post(std::function<void()> fn) {
@@ -230,8 +213,7 @@ struct Forwarder::Worker {
       std::lock_guard<std::mutex> lock(mu);
       commands.push_back(std::move(fn));
     }
-    const uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(wake.get(), &one, sizeof one);
+    wake.notify();
   }
 
   // Adds fd to this worker's epoll set, level-triggered EPOLLIN; 0 or -errno.
@@ -243,8 +225,7 @@ struct Forwarder::Worker {
   }
 
   void run_commands() {
-    uint64_t v;
-    [[maybe_unused]] ssize_t n = ::read(wake.get(), &v, sizeof v);
+    wake.consume();  // before draining (io/waker.hpp)
     std::vector<std::function<void()>> todo;
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -265,7 +246,7 @@ struct Forwarder::Worker {
       return;
     }
     stats.active.fetch_add(1, std::memory_order_relaxed);
-    c->last = std::chrono::steady_clock::now();
+    c->last = Clock::now();
     conns.emplace(c.get(), std::move(c));
   }
 
@@ -288,7 +269,7 @@ struct Forwarder::Worker {
 
   void on_conn(Conn& c, Tag side, uint32_t events, ForwarderStats& stats) {
     if (c.dead) return;
-    c.last = std::chrono::steady_clock::now();
+    c.last = Clock::now();
     if (!c.connected) {
       if (side != kInner) return;  // the client's bytes wait in its socket until then
       int err = 0;
@@ -331,8 +312,8 @@ Forwarder::Forwarder(Connector& connector, ForwarderOptions opts) : connector_(c
   const int n = opts_.threads > 0 ? opts_.threads : 1;
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>();
-    if (!w->epoll || !w->wake) throw std::system_error(errno, std::generic_category(), "forwarder: epoll");
-    w->watch_in(w->wake.get(), kWake);
+    if (!w->epoll) throw std::system_error(errno, std::generic_category(), "forwarder: epoll");
+    w->watch_in(w->wake.fd(), kWake);
     workers_.push_back(std::move(w));
   }
   for (auto& wp : workers_) {
@@ -341,7 +322,7 @@ Forwarder::Forwarder(Connector& connector, ForwarderOptions opts) : connector_(c
       epoll_event evs[64];
       const bool owner = w == workers_.front().get();
       const int idle_check_ms = std::clamp(opts_.conn_idle_ms / 8, 100, 30'000);
-      while (!w->stopping.load(std::memory_order_acquire)) {
+      while (!w->wake.stop_requested()) {
         // With UDP flows open, wake at least once a second to close the idle ones; with TCP
         // connections, every idle_check_ms; with listeners paused, when they resume.
         const bool flows = owner && stats_.udp_flows.load(std::memory_order_relaxed) > 0;
@@ -382,29 +363,20 @@ Forwarder::~Forwarder() { stop(); }
 void Forwarder::stop() {
   for (auto& w : workers_) {
     if (!w->thread.joinable()) continue;
-    w->stopping.store(true, std::memory_order_release);
-    w->post([] {});
+    w->wake.request_stop();
     w->thread.join();
   }
 }
 
-int Forwarder::add(const sockaddr_storage& host, socklen_t host_len, const sockaddr_storage& guest,
-                   socklen_t guest_len, bool proxy_protocol, bool udp) {
-  if (!valid(host, host_len) || !valid(guest, guest_len)) return -EAFNOSUPPORT;
-  if (udp) return proxy_protocol ? -EINVAL : add_udp(host, host_len, guest, guest_len);
-  auto l = std::make_unique<Listener>();
-  l->fd.reset(::socket(host.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+int Forwarder::add(const hostfwd::Endpoint& host, const hostfwd::Endpoint& guest, bool proxy_protocol, bool udp) {
+  if (udp) return proxy_protocol ? -EINVAL : add_udp(host, guest);
+  auto l = std::make_unique<Listener>(host, guest, proxy_protocol);
+  l->fd.reset(::socket(host.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!l->fd) return -errno;
   const int one = 1;
   ::setsockopt(l->fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (host.ss_family == AF_INET6) ::setsockopt(l->fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (::bind(l->fd.get(), reinterpret_cast<const sockaddr*>(&host), host_len) < 0 ||
-      ::listen(l->fd.get(), SOMAXCONN) < 0)
-    return -errno;
-  l->host = host;
-  l->guest = guest;
-  l->guest_len = guest_len;
-  l->proxy_protocol = proxy_protocol;
+  if (host.is_ipv6()) ::setsockopt(l->fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(l->fd.get(), host.sa(), host.len()) < 0 || ::listen(l->fd.get(), SOMAXCONN) < 0) return -errno;
   auto shared = std::make_shared<std::unique_ptr<Listener>>(std::move(l));  // std::function copies
   return call_on_owner([shared](Worker& w0) {
     Listener* raw = shared->get();
@@ -421,12 +393,11 @@ int Forwarder::call_on_owner(std::function<int(Worker&)> task) {
                         std::chrono::milliseconds(opts_.command_timeout_ms));
 }
 
-int Forwarder::remove(const sockaddr_storage& host, socklen_t host_len, bool udp) {
-  if (!valid(host, host_len)) return -EAFNOSUPPORT;
+int Forwarder::remove(const hostfwd::Endpoint& host, bool udp) {
   if (udp) {
     return call_on_owner([this, host](Worker& w0) {
       for (auto it = w0.udp.begin(); it != w0.udp.end(); ++it) {
-        if (!same_host((*it)->host, host)) continue;
+        if ((*it)->host != host) continue;
         // Closing removes the sockets from the epoll set; the structs live until the batch ends,
         // for events already returned in it (their closed fds make them no-ops).
         (*it)->fd.reset();
@@ -445,7 +416,7 @@ int Forwarder::remove(const sockaddr_storage& host, socklen_t host_len, bool udp
   }
   return call_on_owner([host](Worker& w0) {
     for (auto it = w0.listeners.begin(); it != w0.listeners.end(); ++it) {
-      if (!same_host((*it)->host, host)) continue;
+      if ((*it)->host != host) continue;
       (*it)->fd.reset();  // closing removes it from the epoll set; the struct lives until the batch ends
       w0.dead_listeners.push_back(std::move(*it));
       w0.listeners.erase(it);
@@ -472,7 +443,7 @@ void Forwarder::accept_all(Listener& l) {
     stats_.accepted.fetch_add(1, std::memory_order_relaxed);
     auto c = std::make_shared<Conn>(open_conns_);
     c->client = std::move(client);
-    int err = connector_.connect(l.guest, l.guest_len, c->inner);
+    int err = connector_.connect(l.guest.storage(), l.guest.len(), c->inner);
     // The reply's fd is dropped by the kernel (MSG_CTRUNC) when we have none left: -EPROTO.
     if (err == -EPROTO) err = -EMFILE;
     if (err == 0 && (!c->up.pipe.open(opts_.pipe_bytes) || !c->down.pipe.open(opts_.pipe_bytes))) err = -errno;
@@ -502,12 +473,12 @@ void Forwarder::pause_listener(Listener& l) {
   ::epoll_ctl(w0.epoll.get(), EPOLL_CTL_DEL, l.fd.get(), nullptr);
   l.paused = true;
   w0.listeners_paused = true;
-  w0.resume_at = std::chrono::steady_clock::now() + kAcceptPause;
+  w0.resume_at = Clock::now() + kAcceptPause;
   stats_.accept_paused.fetch_add(1, std::memory_order_relaxed);
 }
 
 void Forwarder::resume_listeners(Worker& w0) {
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = Clock::now();
   if (now < w0.resume_at) return;
   if (open_conns_.load(std::memory_order_relaxed) >= static_cast<uint64_t>(max_conns_)) {
     w0.resume_at = now + kAcceptPause;  // still at the cap
@@ -528,7 +499,7 @@ void Forwarder::resume_listeners(Worker& w0) {
 }
 
 void Forwarder::close_idle(Worker& w) {
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = Clock::now();
   if (now < w.next_idle_check) return;
   w.next_idle_check = now + std::chrono::milliseconds(std::clamp(opts_.conn_idle_ms / 8, 100, 30'000));
   const auto idle = std::chrono::milliseconds(opts_.conn_idle_ms);
@@ -542,17 +513,13 @@ void Forwarder::close_idle(Worker& w) {
   w.dead_conns.clear();
 }
 
-int Forwarder::add_udp(const sockaddr_storage& host, socklen_t host_len, const sockaddr_storage& guest,
-                       socklen_t guest_len) {
-  auto u = std::make_unique<UdpForward>();
-  u->fd.reset(::socket(host.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+int Forwarder::add_udp(const hostfwd::Endpoint& host, const hostfwd::Endpoint& guest) {
+  auto u = std::make_unique<UdpForward>(host, guest);
+  u->fd.reset(::socket(host.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!u->fd) return -errno;
   const int one = 1;
-  if (host.ss_family == AF_INET6) ::setsockopt(u->fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (::bind(u->fd.get(), reinterpret_cast<const sockaddr*>(&host), host_len) < 0) return -errno;
-  u->host = host;
-  u->guest = guest;
-  u->guest_len = guest_len;
+  if (host.is_ipv6()) ::setsockopt(u->fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(u->fd.get(), host.sa(), host.len()) < 0) return -errno;
   auto shared = std::make_shared<std::unique_ptr<UdpForward>>(std::move(u));  // std::function copies
   return call_on_owner([shared](Worker& w0) {
     UdpForward* raw = shared->get();
@@ -600,7 +567,7 @@ void Forwarder::udp_from_clients(UdpForward& u) {
       f->fwd = &u;
       f->client = peer;
       f->client_len = peer_len;
-      if (connector_.connect(u.guest, u.guest_len, f->inner, SOCK_DGRAM) != 0 ||
+      if (connector_.connect(u.guest.storage(), u.guest.len(), f->inner, SOCK_DGRAM) != 0 ||
           w0.watch_in(f->inner.get(), tagged(f.get(), kUdpFlow)) != 0) {
         stats_.connect_failed.fetch_add(1, std::memory_order_relaxed);
         stats_.udp_dropped.fetch_add(1, std::memory_order_relaxed);
@@ -640,7 +607,7 @@ void Forwarder::udp_from_guest(Flow& f) {
 }
 
 void Forwarder::udp_expire(Worker& w) {
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = Clock::now();
   if (now < w.next_expiry) return;
   w.next_expiry = now + std::chrono::seconds(1);
   const auto idle = std::chrono::milliseconds(opts_.udp_idle_ms);
@@ -649,7 +616,7 @@ void Forwarder::udp_expire(Worker& w) {
 }
 
 void Forwarder::udp_touch(Flow& f) {
-  f.last = std::chrono::steady_clock::now();
+  f.last = Clock::now();
   udp_lru_.splice(udp_lru_.end(), udp_lru_, f.lru);
 }
 
@@ -662,6 +629,21 @@ void Forwarder::udp_retire(Flow& f) {
   auto it = f.fwd->flows.find(f.key);
   w0.dead_flows.push_back(std::move(it->second));
   f.fwd->flows.erase(it);
+}
+
+ForwarderCounts snapshot(const ForwarderStats& s) {
+  ForwarderCounts c;
+  c.accepted = s.accepted.load(std::memory_order_relaxed);
+  c.connect_failed = s.connect_failed.load(std::memory_order_relaxed);
+  c.active = s.active.load(std::memory_order_relaxed);
+  c.bytes_in = s.bytes_in.load(std::memory_order_relaxed);
+  c.bytes_out = s.bytes_out.load(std::memory_order_relaxed);
+  c.udp_flows = s.udp_flows.load(std::memory_order_relaxed);
+  c.udp_dropped = s.udp_dropped.load(std::memory_order_relaxed);
+  c.udp_evicted = s.udp_evicted.load(std::memory_order_relaxed);
+  c.accept_paused = s.accept_paused.load(std::memory_order_relaxed);
+  c.idle_closed = s.idle_closed.load(std::memory_order_relaxed);
+  return c;
 }
 
 std::vector<uint8_t> proxy_v2_header(const sockaddr_storage& client, const sockaddr_storage& server) {

@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "fwd/connector.hpp"
+#include "hostfwd/endpoint.hpp"
 
 namespace slirpnetd::fwd {
 
@@ -85,6 +86,13 @@ struct ForwarderStats {
   std::atomic<uint64_t> idle_closed{0};    // TCP connections reset after conn_idle_ms
 };
 
+// ForwarderStats read at one moment (the "splice" object of get_stats; the names are its keys).
+struct ForwarderCounts {
+  uint64_t accepted = 0, connect_failed = 0, active = 0, bytes_in = 0, bytes_out = 0, udp_flows = 0,
+           udp_dropped = 0, udp_evicted = 0, accept_paused = 0, idle_closed = 0;
+};
+ForwarderCounts snapshot(const ForwarderStats& s);
+
 class Forwarder {
  public:
   // `connector` must outlive the Forwarder. Starts the worker threads; throws std::system_error.
@@ -94,13 +102,12 @@ class Forwarder {
   Forwarder& operator=(const Forwarder&) = delete;
 
   // Listens on `host` (port set) and forwards each connection to `guest` (port set) in the
-  // container. 0 or -errno (bind's EADDRINUSE, EAFNOSUPPORT for a family other than IPv4/IPv6,
-  // EINVAL for proxy_protocol with udp). `udp`: a UDP forward (see above).
-  int add(const sockaddr_storage& host, socklen_t host_len, const sockaddr_storage& guest, socklen_t guest_len,
-          bool proxy_protocol, bool udp = false);
+  // container. 0 or -errno (bind's EADDRINUSE, EINVAL for proxy_protocol with udp). `udp`: a UDP
+  // forward (see above).
+  int add(const hostfwd::Endpoint& host, const hostfwd::Endpoint& guest, bool proxy_protocol, bool udp = false);
   // TCP: closes the listener for `host` (established connections are kept, as libslirp does).
   // UDP: closes the host socket and every flow of that forward. 0 or -ENOENT.
-  int remove(const sockaddr_storage& host, socklen_t host_len, bool udp = false);
+  int remove(const hostfwd::Endpoint& host, bool udp = false);
   // Joins the workers and closes every socket. Idempotent.
   void stop();
 
@@ -119,7 +126,7 @@ class Forwarder {
   void pause_listener(Listener& l);      // out of epoll for kAcceptPause (worker 0)
   void resume_listeners(Worker& w0);
   void close_idle(Worker& w);
-  int add_udp(const sockaddr_storage& host, socklen_t host_len, const sockaddr_storage& guest, socklen_t guest_len);
+  int add_udp(const hostfwd::Endpoint& host, const hostfwd::Endpoint& guest);
   void udp_from_clients(UdpForward& u);  // host socket readable
   void udp_from_guest(Flow& f);          // flow socket readable
   void udp_expire(Worker& w);            // closes idle flows

@@ -10,7 +10,7 @@ FrameChannel::FrameChannel(size_t slots, size_t slot_bytes)
       storage_(new uint8_t[slots * slot_bytes]),  // default-initialised: pages stay untouched
       frames_(slots),
       free_(slots),
-      full_(slots) {
+      full_(slots + 1) {
   for (size_t i = 0; i < slots; ++i) {
     frames_[i].data = storage_.get() + i * slot_bytes;
     frames_[i].capacity = static_cast<uint32_t>(slot_bytes);
@@ -19,7 +19,8 @@ FrameChannel::FrameChannel(size_t slots, size_t slot_bytes)
 }
 
 void FrameChannel::push_to(Ring& r, Frame* f) {
-  // Capacity equals the number of slots and each slot is in exactly one place, so this cannot fail.
+  // Each slot is in exactly one place, and the full ring has room for every slot and the closed
+  // marker, so this cannot fail.
   if (!r.try_enqueue(f)) std::abort();
 }
 

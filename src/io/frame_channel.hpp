@@ -14,6 +14,8 @@
 // with fences, which TSan does not model, and Debian's copy annotates them for TSan only under
 // clang).
 // Back-pressure: when all slots are in flight the producer waits for a free one; nothing is dropped.
+// close() ends the channel: the consumer pops every frame queued before it, then the closed
+// marker (is_closed()), which wakes a consumer sleeping in pop_for() at once.
 //
 // Who uses which end is fixed per channel and documented where the channel is created:
 //   rx: producer = TAP reader thread,  consumer = slirp thread
@@ -33,7 +35,7 @@ struct Frame {
   uint32_t capacity = 0;
   uint32_t len = 0;     // bytes used from data[0], including a virtio-net header if any
   uint32_t offset = 0;  // where the Ethernet frame starts (after the virtio-net header)
-  uint64_t stamp_ns = 0;  // CLOCK_MONOTONIC when the producer filled it (latency histogram)
+  int64_t stamp_ns = 0;  // now_ns() (common/clock.hpp) when the producer filled it (latency histogram)
 };
 
 class FrameChannel {
@@ -48,13 +50,22 @@ class FrameChannel {
   Frame* try_acquire() { return pop(free_); }
   Frame* acquire_for(std::chrono::microseconds timeout) { return pop_for(free_, timeout); }
   void push(Frame* f) { push_to(full_, f); }
+  // Once, from the producer's thread or after it ended (the ring has one producer at a time).
+  void close() { push_to(full_, &closed_); }
 
   // Consumer side.
   Frame* try_pop() { return pop(full_); }
   Frame* pop_for(std::chrono::microseconds timeout) { return pop_for(full_, timeout); }
+  Frame* pop_wait() {  // until a frame or the closed marker comes
+    Frame* f = nullptr;
+    full_.wait_dequeue(f);
+    return f;
+  }
   void release(Frame* f) { push_to(free_, f); }
+  // True for the marker close() queued: no data, never released.
+  bool is_closed(const Frame* f) const { return f == &closed_; }
 
-  // Any thread (approximate).
+  // Any thread (approximate; the closed marker counts).
   size_t depth() const { return full_.size_approx(); }
   size_t slot_bytes() const { return slot_bytes_; }
 
@@ -79,8 +90,9 @@ class FrameChannel {
   size_t slot_bytes_;
   std::unique_ptr<uint8_t[]> storage_;
   std::vector<Frame> frames_;
+  Frame closed_;  // close()'s marker
   Ring free_;
-  Ring full_;
+  Ring full_;  // one more place than slots: the marker always fits
 };
 
 }  // namespace slirpnetd::io

@@ -1,18 +1,9 @@
 #include "io/stats.hpp"
 
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
-#include <time.h>
 
 #include <cstdio>
 
 namespace slirpnetd::io {
-
-uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 void LatencyHistogram::record(uint64_t ns) {
   int i = ns == 0 ? 0 : 64 - __builtin_clzll(ns);
@@ -38,84 +29,59 @@ uint64_t LatencyHistogram::percentile_upper_ns(double p) const {
   return (uint64_t{1} << (kBuckets - 1)) - 1;
 }
 
-namespace {
-
-using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
-
-void field(JsonWriter& w, const char* name, uint64_t v) {
-  w.Key(name);
-  w.Uint64(v);
-}
-
-void histogram(JsonWriter& w, const char* name, const LatencyHistogram& h) {
-  w.Key(name);
-  w.StartObject();
-  field(w, "count", h.count());
-  field(w, "p50_ns_le", h.percentile_upper_ns(50));
-  field(w, "p99_ns_le", h.percentile_upper_ns(99));
-  w.Key("log2_buckets");
-  w.StartArray();
+HistogramCounts snapshot(const LatencyHistogram& h) {
+  HistogramCounts c;
+  c.count = h.count();
+  c.p50_ns_le = h.percentile_upper_ns(50);
+  c.p99_ns_le = h.percentile_upper_ns(99);
   int last = LatencyHistogram::kBuckets - 1;
   while (last > 0 && h.bucket(last) == 0) --last;
-  for (int i = 0; i <= last; ++i) w.Uint64(h.bucket(i));
-  w.EndArray();
-  w.EndObject();
+  for (int i = 0; i <= last; ++i) c.log2_buckets.push_back(h.bucket(i));
+  return c;
 }
 
-}  // namespace
-
-std::string stats_json(const PipelineStats& s, size_t rx_depth, size_t tx_depth) {
-  rapidjson::StringBuffer buf;
-  JsonWriter w(buf);
-  w.StartObject();
-  w.Key("tap_reader");
-  w.StartObject();
-  field(w, "reads", s.rx.reads.get());
-  field(w, "frames", s.rx.frames.get());
-  field(w, "bytes", s.rx.bytes.get());
-  field(w, "eagain", s.rx.eagain.get());
-  field(w, "errors", s.rx.errors.get());
-  field(w, "backpressure_waits", s.rx.backpressure_waits.get());
-  field(w, "gso_frames", s.rx.gso_frames.get());
-  field(w, "csum_completed", s.rx.csum_completed.get());
-  field(w, "csum_left_partial", s.rx.csum_left_partial.get());
-  w.EndObject();
-  w.Key("rx_ring_depth");
-  w.Uint64(rx_depth);
-  w.Key("slirp");
-  w.StartObject();
-  field(w, "loops", s.slirp.loops.get());
-  field(w, "polls", s.slirp.polls.get());
-  field(w, "wakeups", s.slirp.wakeups.get());
-  field(w, "input_frames", s.slirp.input_frames.get());
-  field(w, "input_bytes", s.slirp.input_bytes.get());
-  field(w, "output_frames", s.slirp.output_frames.get());
-  field(w, "output_bytes", s.slirp.output_bytes.get());
-  field(w, "tx_waits", s.slirp.tx_waits.get());
-  field(w, "output_drops", s.slirp.output_drops.get());
-  field(w, "commands", s.slirp.commands.get());
-  field(w, "spins", s.slirp.spins.get());
-  field(w, "spin_hits", s.slirp.spin_hits.get());
-  histogram(w, "rx_latency", s.slirp.latency);
-  w.EndObject();
-  w.Key("tx_ring_depth");
-  w.Uint64(tx_depth);
-  w.Key("tap_writer");
-  w.StartObject();
-  field(w, "writes", s.tx.writes.get());
-  field(w, "frames", s.tx.frames.get());
-  field(w, "bytes", s.tx.bytes.get());
-  field(w, "eagain", s.tx.eagain.get());
-  field(w, "errors", s.tx.errors.get());
-  field(w, "gso_frames", s.tx.gso_frames.get());
-  field(w, "merged_segments", s.tx.merged_segments.get());
-  histogram(w, "tx_latency", s.tx.latency);
-  w.EndObject();
-  w.EndObject();
-  return buf.GetString();
+PipelineCounts snapshot(const PipelineStats& s, size_t rx_depth, size_t tx_depth) {
+  PipelineCounts c;
+  auto& r = c.tap_reader;
+  r.reads = s.rx.reads.get();
+  r.frames = s.rx.frames.get();
+  r.bytes = s.rx.bytes.get();
+  r.eagain = s.rx.eagain.get();
+  r.errors = s.rx.errors.get();
+  r.backpressure_waits = s.rx.backpressure_waits.get();
+  r.gso_frames = s.rx.gso_frames.get();
+  r.csum_completed = s.rx.csum_completed.get();
+  r.csum_left_partial = s.rx.csum_left_partial.get();
+  c.rx_ring_depth = rx_depth;
+  auto& l = c.slirp;
+  l.loops = s.slirp.loops.get();
+  l.polls = s.slirp.polls.get();
+  l.wakeups = s.slirp.wakeups.get();
+  l.input_frames = s.slirp.input_frames.get();
+  l.input_bytes = s.slirp.input_bytes.get();
+  l.output_frames = s.slirp.output_frames.get();
+  l.output_bytes = s.slirp.output_bytes.get();
+  l.tx_waits = s.slirp.tx_waits.get();
+  l.output_drops = s.slirp.output_drops.get();
+  l.commands = s.slirp.commands.get();
+  l.spins = s.slirp.spins.get();
+  l.spin_hits = s.slirp.spin_hits.get();
+  l.fragments_dropped = s.slirp.fragments_dropped.get();
+  l.rx_latency = snapshot(s.slirp.latency);
+  c.tx_ring_depth = tx_depth;
+  auto& w = c.tap_writer;
+  w.writes = s.tx.writes.get();
+  w.frames = s.tx.frames.get();
+  w.bytes = s.tx.bytes.get();
+  w.eagain = s.tx.eagain.get();
+  w.errors = s.tx.errors.get();
+  w.gso_frames = s.tx.gso_frames.get();
+  w.merged_segments = s.tx.merged_segments.get();
+  w.tx_latency = snapshot(s.tx.latency);
+  return c;
 }
 
-std::string stats_text(const PipelineStats& s) {
+std::string stats_text(const PipelineCounts& s) {
   char out[1024];
   std::snprintf(out, sizeof out,
                 "slirpnetd pipeline stats\n"
@@ -123,18 +89,18 @@ std::string stats_text(const PipelineStats& s) {
                 "  slirp:       %llu frames in, %llu frames out, %llu loops, %llu wakeups, %llu tx waits, %llu drops\n"
                 "  tap writer:  %llu frames, %llu bytes, %llu errors\n"
                 "  latency:     tap->slirp p50 <= %llu ns, p99 <= %llu ns; slirp->tap p50 <= %llu ns, p99 <= %llu ns\n",
-                (unsigned long long)s.rx.frames.get(), (unsigned long long)s.rx.bytes.get(),
-                (unsigned long long)s.rx.reads.get(), (unsigned long long)s.rx.errors.get(),
-                (unsigned long long)s.rx.backpressure_waits.get(),
-                (unsigned long long)s.slirp.input_frames.get(), (unsigned long long)s.slirp.output_frames.get(),
-                (unsigned long long)s.slirp.loops.get(), (unsigned long long)s.slirp.wakeups.get(),
-                (unsigned long long)s.slirp.tx_waits.get(), (unsigned long long)s.slirp.output_drops.get(),
-                (unsigned long long)s.tx.frames.get(), (unsigned long long)s.tx.bytes.get(),
-                (unsigned long long)s.tx.errors.get(),
-                (unsigned long long)s.slirp.latency.percentile_upper_ns(50),
-                (unsigned long long)s.slirp.latency.percentile_upper_ns(99),
-                (unsigned long long)s.tx.latency.percentile_upper_ns(50),
-                (unsigned long long)s.tx.latency.percentile_upper_ns(99));
+                (unsigned long long)s.tap_reader.frames, (unsigned long long)s.tap_reader.bytes,
+                (unsigned long long)s.tap_reader.reads, (unsigned long long)s.tap_reader.errors,
+                (unsigned long long)s.tap_reader.backpressure_waits,
+                (unsigned long long)s.slirp.input_frames, (unsigned long long)s.slirp.output_frames,
+                (unsigned long long)s.slirp.loops, (unsigned long long)s.slirp.wakeups,
+                (unsigned long long)s.slirp.tx_waits, (unsigned long long)s.slirp.output_drops,
+                (unsigned long long)s.tap_writer.frames, (unsigned long long)s.tap_writer.bytes,
+                (unsigned long long)s.tap_writer.errors,
+                (unsigned long long)s.slirp.rx_latency.p50_ns_le,
+                (unsigned long long)s.slirp.rx_latency.p99_ns_le,
+                (unsigned long long)s.tap_writer.tx_latency.p50_ns_le,
+                (unsigned long long)s.tap_writer.tx_latency.p99_ns_le);
   return out;
 }
 

@@ -6,6 +6,9 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include "common/clock.hpp"
 
 namespace slirpnetd::io {
 
@@ -46,7 +49,8 @@ struct SlirpStats {  // writer: slirp thread
   Counter loops, polls, wakeups, input_frames, input_bytes, output_frames, output_bytes, tx_waits,
       output_drops, commands,
       spins,      // busy-poll phases before sleeping (only while the traffic is small frames)
-      spin_hits;  // ... that found work before the budget ran out
+      spin_hits,  // ... that found work before the budget ran out
+      fragments_dropped;  // IPv4 fragments FragmentGuard dropped (system libslirp builds only)
   LatencyHistogram latency;  // TAP read -> handed to slirp_input
 };
 
@@ -56,11 +60,43 @@ struct PipelineStats {
   TapWriterStats tx;
 };
 
-uint64_t now_ns();
+// ---- Snapshots: plain values, read at one moment, for whoever renders them (the API's get_stats,
+// --stats at exit). Field names are the keys of get_stats.
 
-// The stats as one compact JSON object (the "return" of the API's get_stats).
-std::string stats_json(const PipelineStats& s, size_t rx_depth, size_t tx_depth);
+struct HistogramCounts {
+  uint64_t count = 0, p50_ns_le = 0, p99_ns_le = 0;
+  std::vector<uint64_t> log2_buckets;  // up to the last non-empty bucket (at least one)
+};
+
+struct TapReaderCounts {
+  uint64_t reads = 0, frames = 0, bytes = 0, eagain = 0, errors = 0, backpressure_waits = 0, gso_frames = 0,
+           csum_completed = 0, csum_left_partial = 0;
+};
+
+struct SlirpCounts {
+  uint64_t loops = 0, polls = 0, wakeups = 0, input_frames = 0, input_bytes = 0, output_frames = 0,
+           output_bytes = 0, tx_waits = 0, output_drops = 0, commands = 0, spins = 0, spin_hits = 0,
+           fragments_dropped = 0;
+  HistogramCounts rx_latency;
+};
+
+struct TapWriterCounts {
+  uint64_t writes = 0, frames = 0, bytes = 0, eagain = 0, errors = 0, gso_frames = 0, merged_segments = 0;
+  HistogramCounts tx_latency;
+};
+
+struct PipelineCounts {
+  TapReaderCounts tap_reader;
+  uint64_t rx_ring_depth = 0;
+  SlirpCounts slirp;
+  uint64_t tx_ring_depth = 0;
+  TapWriterCounts tap_writer;
+};
+
+HistogramCounts snapshot(const LatencyHistogram& h);
+PipelineCounts snapshot(const PipelineStats& s, size_t rx_depth, size_t tx_depth);
+
 // A human-readable table, printed at exit with --stats.
-std::string stats_text(const PipelineStats& s);
+std::string stats_text(const PipelineCounts& s);
 
 }  // namespace slirpnetd::io

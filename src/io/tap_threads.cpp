@@ -9,7 +9,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
-#include <sys/eventfd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -18,7 +17,10 @@
 namespace slirpnetd::io {
 
 namespace {
-constexpr auto kStopCheck = std::chrono::milliseconds(100);
+// The longest the reader waits for a free rx slot before it looks at its stop flag again. The
+// slirp thread frees slots within microseconds while it runs, and it outlives the reader (the
+// daemon stops the reader first); this bound matters only if it is stuck.
+constexpr auto kSlotWait = std::chrono::milliseconds(100);
 
 bool tap_gone_errno(int err) {
   // EBADFD: the tun device was unregistered (netns destroyed, `ip link del`). EIO from read is
@@ -47,8 +49,7 @@ TapReader::TapReader(int tap_fd, size_t vnet_hdr_len, FrameChannel& rx, Waker& c
       rx_(rx),
       consumer_(consumer),
       stats_(stats),
-      on_gone_(std::move(on_gone)),
-      stop_efd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+      on_gone_(std::move(on_gone)) {}
 
 void TapReader::start(int cpu) {
   thread_ = std::thread([this] { run(); });
@@ -57,9 +58,7 @@ void TapReader::start(int cpu) {
 
 void TapReader::stop() {
   if (!thread_.joinable()) return;
-  stopping_.store(true, std::memory_order_release);
-  const uint64_t one = 1;
-  [[maybe_unused]] ssize_t n = ::write(stop_efd_.get(), &one, sizeof one);
+  stop_.request_stop();
   thread_.join();
 }
 
@@ -70,16 +69,16 @@ bool TapReader::acquire(Frame*& f) {
   if ((f = rx_.try_acquire())) return true;
   stats_.backpressure_waits.add();
   consumer_.notify();
-  while (!(f = rx_.acquire_for(kStopCheck))) {
-    if (stopping_.load(std::memory_order_acquire)) return false;
+  while (!(f = rx_.acquire_for(kSlotWait))) {
+    if (stop_.stop_requested()) return false;
   }
   return true;
 }
 
 void TapReader::run() {
-  pollfd pfd[2] = {{fd_, POLLIN, 0}, {stop_efd_.get(), POLLIN, 0}};
+  pollfd pfd[2] = {{fd_, POLLIN, 0}, {stop_.fd(), POLLIN, 0}};
   Frame* spare = nullptr;  // a slot taken from the free ring and not yet filled
-  while (!stopping_.load(std::memory_order_acquire)) {
+  while (!stop_.stop_requested()) {
     if (::poll(pfd, 2, -1) < 0) {
       if (errno == EINTR) continue;
       on_gone_(std::string("poll: ") + std::strerror(errno));
@@ -170,23 +169,25 @@ void TapWriter::start(int cpu) {
 
 void TapWriter::stop() {
   if (!thread_.joinable()) return;
-  stopping_.store(true, std::memory_order_release);
+  stop_.request_stop();
+  tx_.close();
   thread_.join();
 }
 
 void TapWriter::run() {
-  while (!stopping_.load(std::memory_order_acquire)) {
+  for (;;) {
     Frame* f = std::exchange(next_, nullptr);
-    if (!f && !(f = tx_.pop_for(kStopCheck))) continue;
-    if (!write_from(f)) break;
+    if (!f) f = tx_.pop_wait();
+    if (tx_.is_closed(f) || !write_from(f)) break;
   }
-  if (next_) done(std::exchange(next_, nullptr));
+  if (next_ && !tx_.is_closed(next_)) done(next_);
+  next_ = nullptr;
 }
 
 void TapWriter::done(Frame* f) { tx_.release(f); }
 
 void TapWriter::taken(const Frame* f) {
-  stats_.latency.record(now_ns() - f->stamp_ns);  // the hand-off: ring wait + wake-up
+  stats_.latency.record(static_cast<uint64_t>(now_ns() - f->stamp_ns));  // the hand-off: ring wait + wake-up
 }
 
 bool TapWriter::write_from(Frame* f) {
@@ -202,6 +203,10 @@ bool TapWriter::write_from(Frame* f) {
   while (held_.size() < kMaxMerge) {
     Frame* g = tx_.try_pop();  // only what is already queued: never wait for more
     if (!g) break;
+    if (tx_.is_closed(g)) {  // the end: written after this merge
+      next_ = g;
+      break;
+    }
     TcpSegment& s = segs[held_.size()];
     if (!parse_tcp_segment(g->data + g->offset, g->len - g->offset, s) ||
         !continues(segs[0], segs[held_.size() - 1], s) || ip_bytes + s.payload > 65535) {
@@ -241,9 +246,9 @@ bool TapWriter::write_bytes(const uint8_t* data, size_t len) {
     if (errno == EINTR) continue;
     if (errno == EAGAIN) {  // a BESS socket can be full; a TAP write never blocks
       stats_.eagain.add();
-      pollfd p{fd_, POLLOUT, 0};
-      ::poll(&p, 1, 100);
-      if (stopping_.load(std::memory_order_acquire)) return true;
+      pollfd p[2] = {{fd_, POLLOUT, 0}, {stop_.fd(), POLLIN, 0}};
+      ::poll(p, 2, -1);
+      if (stop_.stop_requested()) return true;  // the frame is dropped: we are stopping
       continue;
     }
     stats_.errors.add();

@@ -4,6 +4,7 @@
 //
 //   TapReader: read(tap) -> rx channel (producer) -> Waker::notify() once per batch
 //   TapWriter: tx channel (consumer) -> write(tap) -> slot back to the slirp thread
+// Both stop through a Waker (io/waker.hpp); the writer's channel is closed behind the last frame.
 //
 // When the TAP goes away (its namespace was destroyed, the device deleted, or a BESS peer hung
 // up) the thread calls on_gone(reason) once and ends; the daemon then shuts down.
@@ -56,8 +57,7 @@ class TapReader {
   Waker& consumer_;
   TapReaderStats& stats_;
   GoneCallback on_gone_;
-  UniqueFd stop_efd_;
-  std::atomic<bool> stopping_{false};
+  Waker stop_;  // owner: the reader thread, which polls it with the TAP; rung by stop()
   std::thread thread_;
 };
 
@@ -72,6 +72,8 @@ class TapWriter {
   TapWriter& operator=(const TapWriter&) = delete;
 
   void start(int cpu = -1);
+  // Writes what the tx channel still holds, then ends the thread. Call it once the channel's
+  // producer (the slirp thread) has stopped: it closes the channel (FrameChannel::close()).
   void stop();
 
  private:
@@ -90,7 +92,9 @@ class TapWriter {
   std::unique_ptr<uint8_t[]> gso_buffer_;  // the merged frame
   TapWriterStats& stats_;
   GoneCallback on_gone_;
-  std::atomic<bool> stopping_{false};
+  // The writer sleeps on the tx channel, woken by each frame and by close(); stop_ cuts short a
+  // wait for a full BESS socket to drain (write_bytes()).
+  Waker stop_;
   std::thread thread_;
 };
 

@@ -20,6 +20,11 @@ void Waker::notify() {
   [[maybe_unused]] ssize_t n = ::write(efd_.get(), &one, sizeof one);
 }
 
+void Waker::request_stop() {
+  stop_.store(true, std::memory_order_release);
+  notify();  // the flag is published before notify()'s RMW, which the owner's consume() reads
+}
+
 void Waker::consume() {
   uint64_t value;
   [[maybe_unused]] ssize_t n = ::read(efd_.get(), &value, sizeof value);

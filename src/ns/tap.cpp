@@ -1,11 +1,11 @@
 // ns/tap.cpp: open_tap(), slirp4netns's child()/parent() fd hand-over (docs/compatibility.md,
 // "Start-up and the TAP device").
 //
-// The child is a raw clone() (fork semantics) of a single-threaded process: it runs to _exit() and never returns
-// into the caller's code, so it reports with perror()/fprintf(stderr) (unbuffered) exactly as
+// The child (common/child.hpp) runs to _exit() and never returns into the caller's code, so it reports with perror()/fprintf(stderr) (unbuffered) exactly as
 // slirp4netns does, and never touches std::cout or the caller's objects' destructors.
 #include "ns/tap.hpp"
 
+#include "common/child.hpp"
 #include "common/fd_passing.hpp"
 #include "ns/join.hpp"
 
@@ -333,26 +333,16 @@ TapResult open_tap(const config::Options& opts, const config::NetConfig& net, bo
   // Anything still buffered would otherwise be written twice: once by the child, once by us.
   std::cout.flush();
   std::cerr.flush();
-  std::fflush(nullptr);
 
-  // A raw clone(SIGCHLD) rather than fork(): under ThreadSanitizer, fork() starts a runtime
-  // thread in the child, and setns(CLONE_NEWUSER) refuses a multithreaded caller. The child runs
-  // only async-signal-safe-ish code (open, ioctl, sendmsg, perror) and _exit()s.
-  pid_t pid = static_cast<pid_t>(::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+  // The child runs only async-signal-safe-ish code (open, ioctl, sendmsg, perror).
+  const pid_t pid = start_child([&] {
+    parent_sock.reset();
+    return opts.target_type == config::TargetType::Bess ? child_bess(child_sock.get(), opts)
+                                                        : child_netns(child_sock.get(), opts, net, vnet_hdr);
+  });
   if (pid < 0) {
     std::perror("fork");
     return result;
-  }
-  if (pid == 0) {
-    int rc = 1;
-    try {
-      parent_sock.reset();
-      rc = opts.target_type == config::TargetType::Bess ? child_bess(child_sock.get(), opts)
-                                                        : child_netns(child_sock.get(), opts, net, vnet_hdr);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "child: %s\n", e.what());
-    }
-    ::_exit(rc);  // never unwind into the caller: its objects belong to the parent
   }
   child_sock.reset();  // so recvmsg() sees EOF if the child exits without sending
 

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "common/child.hpp"
 #include "common/unique_fd.hpp"
 #include "ctl/api.hpp"
 #include "daemon/daemon.hpp"
@@ -170,18 +171,15 @@ int main(int argc, char* argv[]) {
   UniqueFd ready_r(rp[0]), ready_w(rp[1]), go_r(gp[0]), go_w(gp[1]);
   const uid_t uid = ::geteuid();
   const gid_t gid = ::getegid();
-  std::fflush(nullptr);
-  // Raw clone (fork semantics): see ns/tap.cpp. We are single-threaded here.
-  const pid_t pid = static_cast<pid_t>(::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+  const pid_t pid = start_child([&]() -> int {  // we are single-threaded here
+    ready_r.reset();
+    go_w.reset();
+    child_main(ready_w.get(), go_r.get(), uid, gid, resolv, ro.command);
+  });
   if (pid < 0) {
     std::perror("slirpnetd run: fork");
     ::unlink(resolv.c_str());
     return EXIT_FAILURE;
-  }
-  if (pid == 0) {
-    ready_r.reset();
-    go_w.reset();
-    child_main(ready_w.get(), go_r.get(), uid, gid, resolv, ro.command);
   }
   ready_w.reset();
   go_r.reset();
@@ -211,13 +209,16 @@ int main(int argc, char* argv[]) {
   bool started = false;
   daemon::Hooks hooks;
   hooks.quiet = true;
-  hooks.on_ready = [&](ctl::Backend& backend, const config::NetConfig& cfg) {
-    ctl::Api api(backend, cfg, stderr);
+  hooks.on_ready = [&](hostfwd::Registry& forwards) {
+    // Through the daemon's registry, as an add_hostfwd on the API socket would: listed and
+    // removable there.
     for (const PortSpec& p : ro.ports) {
-      const std::string reply = api.handle_request(hostfwd_request(p));
-      if (reply.find("\"return\"") == std::string::npos) {
+      const hostfwd::AddResult r = forwards.add(hostfwd_request(p));
+      if (r.error != hostfwd::Error::kNone) {
+        std::string why(ctl::hostfwd_error_desc(r.error, r.splice));
+        if (r.error == hostfwd::Error::kEngine) why += std::string(": ") + std::strerror(-r.err);
         std::fprintf(stderr, "slirpnetd run: -p %s%s%d:%d%s: %s\n", p.host_addr.c_str(), p.host_addr.empty() ? "" : ":",
-                     p.host_port, p.guest_port, p.udp ? "/udp" : "", reply.c_str());
+                     p.host_port, p.guest_port, p.udp ? "/udp" : "", why.c_str());
         return false;
       }
     }

@@ -48,10 +48,13 @@ std::optional<PortSpec> parse_port(const std::string& spec) {
   return p;
 }
 
-std::string hostfwd_request(const PortSpec& p) {
-  return std::string(R"({"execute":"add_hostfwd","arguments":{"proto":")") + (p.udp ? "udp" : "tcp") +
-         R"(","host_addr":")" + p.host_addr + R"(","host_port":)" + std::to_string(p.host_port) +
-         R"(,"guest_port":)" + std::to_string(p.guest_port) + "}}";
+hostfwd::Request hostfwd_request(const PortSpec& p) {
+  hostfwd::Request r;
+  r.udp = p.udp;
+  r.host_addr = p.host_addr;
+  r.host_port = p.host_port;
+  r.guest_port = p.guest_port;
+  return r;
 }
 
 void print_run_usage(std::ostream& out) {
@@ -63,7 +66,7 @@ void print_run_usage(std::ostream& out) {
          "--cidr=CIDR                network address (default=10.0.2.0/24)\n"
          "--disable-host-loopback    prohibit connecting to 127.0.0.1:* on the host\n"
          "-6, --enable-ipv6          enable IPv6 (experimental)\n"
-         "-a, --api-socket=PATH      API socket (forwards from -p are not listed in list_hostfwd)\n"
+         "-a, --api-socket=PATH      API socket (it lists the -p forwards too, and can remove them)\n"
          "-p, --publish=[IP:]HOST:GUEST[/tcp|/udp]\n"
          "                           forward host IP:HOST (default IP 0.0.0.0; [v6]:HOST:GUEST) to CMD's GUEST\n"
          "--forward-mode=slirp|splice  how -p and add_hostfwd forward by default (default=slirp)\n"

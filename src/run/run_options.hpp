@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/options.hpp"
+#include "hostfwd/registry.hpp"
 
 namespace slirpnetd::run {
 
@@ -23,8 +24,8 @@ struct PortSpec {
   int guest_port = 0;
 };
 std::optional<PortSpec> parse_port(const std::string& spec);
-// The add_hostfwd request for it (mode: the daemon's default).
-std::string hostfwd_request(const PortSpec& p);
+// The forward it asks for (mode: the daemon's default).
+hostfwd::Request hostfwd_request(const PortSpec& p);
 
 struct RunOptions {
   config::Options daemon;  // -c and tap0 set; target_pid filled in by the runner

@@ -11,26 +11,20 @@
 
 #include <glib.h>
 #include <spdlog/spdlog.h>
-#include <time.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 
+#include "common/bounded_call.hpp"
+#include "common/clock.hpp"
 #include "io/tap_threads.hpp"
 #include "io/vnet.hpp"
 
 namespace slirpnetd::slirp {
 
 namespace {
-
-int64_t monotonic_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
-int64_t monotonic_ms() { return monotonic_ns() / 1000000; }
 
 void glib_log(const gchar* domain, GLogLevelFlags level, const gchar* message, gpointer) {
   if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL))
@@ -79,14 +73,17 @@ bool SlirpThread::start(int cpu) {
 
 void SlirpThread::stop() {
   if (!thread_.joinable()) return;
-  stopping_.store(true, std::memory_order_release);
-  waker_.notify();
+  waker_.request_stop();
   thread_.join();
 }
 
 void SlirpThread::post(Command cmd) {
   commands_.enqueue(std::move(cmd));
   waker_.notify();
+}
+
+int SlirpThread::call(std::function<int(Slirp*)> task, std::chrono::milliseconds timeout) {
+  return bounded_call<Slirp*>([this](Command fn) { post(std::move(fn)); }, std::move(task), timeout);
 }
 
 void SlirpThread::run(std::promise<bool>& created) {
@@ -120,7 +117,7 @@ void SlirpThread::run(std::promise<bool>& created) {
   created.set_value(slirp_ != nullptr);
   if (!slirp_) return;
 
-  while (!stopping_.load(std::memory_order_acquire)) {
+  while (!waker_.stop_requested()) {
     stats_.loops.add();
     pfds_.clear();
     pfds_.push_back({waker_.fd(), POLLIN, 0});
@@ -133,12 +130,12 @@ void SlirpThread::run(std::promise<bool>& created) {
       // Busy-poll everything this thread waits for (input ring's eventfd and libslirp's sockets)
       // for a while before sleeping: a reply often follows within microseconds, and waking a
       // sleeping thread costs more than that.
-      const int64_t until = monotonic_ns() + int64_t{tuning_.spin_us} * 1000;
+      const int64_t until = now_ns() + int64_t{tuning_.spin_us} * 1000;
       stats_.spins.add();
       do {
         n = ::poll(pfds_.data(), pfds_.size(), 0);
         if (n == 0) sched_yield();  // a TAP thread woken on this CPU runs now, not after the spin
-      } while (n == 0 && rx_.depth() == 0 && monotonic_ns() < until);
+      } while (n == 0 && rx_.depth() == 0 && now_ns() < until);
       if (n != 0 || rx_.depth() > 0) stats_.spin_hits.add();
       // Frames seen on the ring are drained below even before their eventfd signal lands.
       if (n == 0 && rx_.depth() == 0) n = ::poll(pfds_.data(), pfds_.size(), timeout);
@@ -165,7 +162,7 @@ void SlirpThread::run(std::promise<bool>& created) {
 
 int SlirpThread::poll_timeout_ms(uint32_t slirp_timeout) const {
   int64_t t = slirp_timeout == UINT32_MAX ? -1 : int64_t{slirp_timeout};
-  const int64_t now = monotonic_ms();
+  const int64_t now = now_ms();
   for (const auto& timer : timers_) {
     if (timer->expire_ms < 0) continue;
     const int64_t d = std::max<int64_t>(0, timer->expire_ms - now);
@@ -195,9 +192,9 @@ void SlirpThread::drain_input() {
     io::Frame* f = rx_.try_pop();
     if (!f) break;
     const uint32_t len = f->len - f->offset;
-    stats_.latency.record(io::now_ns() - f->stamp_ns);  // the hand-off: ring wait + wake-up
+    stats_.latency.record(static_cast<uint64_t>(now_ns() - f->stamp_ns));  // the hand-off: ring wait + wake-up
     if (kGuardFragments) {
-      fragments_.input(f->data + f->offset, len, monotonic_ms(), [this](const uint8_t* frame, size_t frame_len) {
+      fragments_.input(f->data + f->offset, len, now_ms(), [this](const uint8_t* frame, size_t frame_len) {
         slirp_input(slirp_, frame, static_cast<int>(frame_len));  // copies into an mbuf
       });
     } else {
@@ -208,6 +205,8 @@ void SlirpThread::drain_input() {
     note_frame(len);
     rx_.release(f);
   }
+  // The guard's drops reach get_stats (this thread is the counter's only writer).
+  if (kGuardFragments) stats_.fragments_dropped.add(fragments_.dropped() - stats_.fragments_dropped.get());
   // Frames left over get another round after the sockets had theirs: make sure it comes soon.
   if (n == tuning_.input_batch && rx_.depth() > 0) waker_.notify();
 }
@@ -222,7 +221,7 @@ void SlirpThread::run_commands() {
 }
 
 void SlirpThread::fire_timers() {
-  const int64_t now = monotonic_ms();
+  const int64_t now = now_ms();
   // A handler may re-arm (timer_mod) or free timers: collect first, then fire.
   std::vector<Timer*> due;
   for (const auto& t : timers_)
@@ -250,7 +249,7 @@ ssize_t SlirpThread::cb_send_packet(const void* buf, size_t len, void* opaque) {
   if (!f) {
     st.tx_waits.add();  // the TAP writer is behind: wait for it rather than drop
     while (!(f = self->tx_.acquire_for(std::chrono::milliseconds(100)))) {
-      if (self->stopping_.load(std::memory_order_acquire)) {
+      if (self->waker_.stop_requested()) {
         st.output_drops.add();
         return static_cast<ssize_t>(len);
       }
@@ -260,7 +259,7 @@ ssize_t SlirpThread::cb_send_packet(const void* buf, size_t len, void* opaque) {
   std::memcpy(f->data + room, buf, len);
   f->len = static_cast<uint32_t>(room + len);
   f->offset = static_cast<uint32_t>(room);
-  f->stamp_ns = io::now_ns();
+  f->stamp_ns = now_ns();
   st.output_frames.add();
   st.output_bytes.add(len);
   self->note_frame(len);
@@ -270,7 +269,7 @@ ssize_t SlirpThread::cb_send_packet(const void* buf, size_t len, void* opaque) {
 
 void SlirpThread::cb_guest_error(const char* msg, void*) { std::fprintf(stderr, "libslirp: %s\n", msg); }
 
-int64_t SlirpThread::cb_clock_get_ns(void*) { return monotonic_ns(); }
+int64_t SlirpThread::cb_clock_get_ns(void*) { return now_ns(); }
 
 void* SlirpThread::cb_timer_new(SlirpTimerCb cb, void* cb_opaque, void* opaque) {
   auto* self = static_cast<SlirpThread*>(opaque);

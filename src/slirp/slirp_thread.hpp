@@ -15,12 +15,13 @@
 //                                                    free slot rather than drop (libslirp 4.7 has
 //                                                    no SACK: a drop costs a >= 1 s RTO)
 //   commands     consumer (producers: control thread, daemon)  moodycamel::ConcurrentQueue
-//   Waker        owner (notified by every producer above)
+//   Waker        owner (notified by every producer above; stop() asks it to stop through it)
 #include <concurrentqueue/concurrentqueue.h>
 #include <libslirp.h>
 #include <poll.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <future>
@@ -74,6 +75,10 @@ class SlirpThread {
   void stop();
   // Any thread.
   void post(Command cmd);
+  // Any thread but this one: runs `task` (returning 0 or -errno) on the slirp thread and waits for
+  // its result; -ETIMEDOUT if it had not started within `timeout`, and then it never runs;
+  // -ECANCELED if the thread stopped first (common/bounded_call.hpp).
+  int call(std::function<int(Slirp*)> task, std::chrono::milliseconds timeout);
 
  private:
   struct Timer {
@@ -131,7 +136,6 @@ class SlirpThread {
   FragmentGuard fragments_;
 
   moodycamel::ConcurrentQueue<Command> commands_;
-  std::atomic<bool> stopping_{false};
   std::thread thread_;
 };
 

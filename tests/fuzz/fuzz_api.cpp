@@ -5,7 +5,7 @@
 //   bit 0  --enable-ipv6
 //   bit 1  the backend fails every add (-EADDRINUSE)
 //   bit 2  the backend fails every remove (-ENOENT)
-//   bit 3  the backend's stats text is not JSON (get_stats must still answer with an object)
+//   bit 3  the daemon has a splice forwarder (get_stats has a "splice" object)
 // Checks: handle_request never crashes (ASan/UBSan) or throws; every reply is one compact JSON
 // object with exactly one member, "return" or "error" (list_hostfwd: "entries" and "return"),
 // without a trailing newline; is_complete_request agrees with itself on the request prefix.
@@ -55,9 +55,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ctl_test::FakeBackend backend;
   if (flags & 2) backend.fail_add = -EADDRINUSE;
   if (flags & 4) backend.fail_remove = -ENOENT;
-  if (flags & 8) backend.stats = "not json {";
+  if (flags & 8) backend.stats_value.splice = slirpnetd::fwd::ForwarderCounts{};
   const auto net = ctl_test::test_net(flags & 1);
-  slirpnetd::ctl::Api api(backend, net, nullptr);
+  ctl_test::TestApi api(backend, net, nullptr);
 
   for (;;) {
     const size_t sep = rest.find("\n\n");

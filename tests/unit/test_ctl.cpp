@@ -10,7 +10,7 @@
 #include "test_ctl_fake.hpp"
 
 using slirpnetd::ctl::Api;
-using slirpnetd::ctl::Hostfwd;
+using ctl_test::Hostfwd;
 using namespace std::string_literals;
 using namespace ctl_test;
 
@@ -47,7 +47,7 @@ std::string addr6(const sockaddr_storage& ss) {
 
 TEST_CASE("request errors, in slirp4netns's order", "[ctl][api]") {
   FakeBackend backend;
-  Api api(backend, test_net(), nullptr);
+  TestApi api(backend, test_net(), nullptr);
   const auto cannot_parse = err("cannot parse JSON");
   CHECK(api.handle_request("badjson") == cannot_parse);
   CHECK(api.handle_request("") == cannot_parse);
@@ -81,7 +81,7 @@ TEST_CASE("request errors, in slirp4netns's order", "[ctl][api]") {
 
 TEST_CASE("only the first JSON value counts, as in slirp4netns", "[ctl][api]") {
   FakeBackend backend;
-  Api api(backend, test_net(), nullptr);
+  TestApi api(backend, test_net(), nullptr);
   const auto empty = list_reply("");
   CHECK(api.handle_request(R"({"execute":"list_hostfwd"})") == empty);
   CHECK(api.handle_request(R"({"execute":"list_hostfwd"} garbage)") == empty);
@@ -92,7 +92,7 @@ TEST_CASE("only the first JSON value counts, as in slirp4netns", "[ctl][api]") {
 
 TEST_CASE("nesting beyond parson's 2048 levels is not JSON to us either", "[ctl][api]") {
   FakeBackend backend;
-  Api api(backend, test_net(), nullptr);
+  TestApi api(backend, test_net(), nullptr);
   // parson counts the root as level 0: the innermost of `depth` nested arrays is at `depth`.
   const auto nested = [](int depth) {
     return R"({"execute":"list_hostfwd","arguments":)" + std::string(depth, '[') + std::string(depth, ']') + "}";
@@ -104,7 +104,7 @@ TEST_CASE("nesting beyond parson's 2048 levels is not JSON to us either", "[ctl]
 
 TEST_CASE("add_hostfwd: success, defaults and what the backend receives", "[ctl][api]") {
   FakeBackend backend;
-  Api api(backend, test_net(), nullptr);
+  TestApi api(backend, test_net(), nullptr);
 
   // The upstream test's request: no addresses at all.
   CHECK(api.handle_request(R"({"execute":"add_hostfwd","arguments":{"proto":"tcp","host_port":8080,"guest_port":80}})") ==
@@ -141,14 +141,14 @@ TEST_CASE("add_hostfwd: success, defaults and what the backend receives", "[ctl]
   // The default guest follows --cidr.
   auto net = test_net();
   inet_pton(AF_INET, "192.168.7.100", &net.guest);
-  Api api2(backend, net, nullptr);
+  TestApi api2(backend, net, nullptr);
   CHECK(api2.handle_request(add(4000, 40)) == R"({"return":{"id":1}})");
   CHECK(addr4(backend.added.back().guest) == "192.168.7.100:40");
 }
 
 TEST_CASE("add_hostfwd: bad arguments, checked in slirp4netns's order", "[ctl][api]") {
   FakeBackend backend;
-  Api api(backend, test_net(), nullptr);
+  TestApi api(backend, test_net(), nullptr);
   const auto proto = err("add_hostfwd: bad arguments.proto");
   // slirp4netns 1.2 dies of SIGSEGV on the first four.
   CHECK(api.handle_request(R"({"execute":"add_hostfwd"})") == proto);
@@ -191,7 +191,7 @@ TEST_CASE("add_hostfwd: bad arguments, checked in slirp4netns's order", "[ctl][a
 
 TEST_CASE("add_hostfwd: backend failures, and ids are never reused", "[ctl][api]") {
   FakeBackend backend;
-  Api api(backend, test_net(), nullptr);
+  TestApi api(backend, test_net(), nullptr);
   const auto failed = err("add_hostfwd: slirp_add_hostfwd failed");
   CHECK(api.handle_request(add(8080, 80)) == R"({"return":{"id":1}})");
   CHECK(api.handle_request(add(8080, 81)) == failed);  // duplicate: EADDRINUSE, like libslirp
@@ -211,7 +211,7 @@ TEST_CASE("add_hostfwd: backend failures, and ids are never reused", "[ctl][api]
 
 TEST_CASE("add_hostfwd with IPv6 enabled", "[ctl][api]") {
   FakeBackend backend;
-  Api api(backend, test_net(true), nullptr);
+  TestApi api(backend, test_net(true), nullptr);
   CHECK(api.handle_request(add(8080, 80, R"(,"host_addr":"::1","guest_addr":"")")) == R"({"return":{"id":1}})");
   REQUIRE(backend.added.size() == 1);
   CHECK(addr6(backend.added[0].host) == "[::1]:8080");
@@ -231,7 +231,7 @@ TEST_CASE("add_hostfwd with IPv6 enabled", "[ctl][api]") {
 
 TEST_CASE("list_hostfwd: both shapes, slirp4netns's key order, insertion order", "[ctl][api]") {
   FakeBackend backend;
-  Api api(backend, test_net(), nullptr);
+  TestApi api(backend, test_net(), nullptr);
   CHECK(api.handle_request(R"({"execute":"list_hostfwd"})") == R"({"entries":[],"return":{"entries":[]}})");
   REQUIRE(api.handle_request(add(8080, 80)) == R"({"return":{"id":1}})");
   CHECK(api.handle_request(R"({"execute":"list_hostfwd","arguments":{"id":7}})") ==
@@ -248,7 +248,7 @@ TEST_CASE("list_hostfwd: both shapes, slirp4netns's key order, insertion order",
 
 TEST_CASE("list_hostfwd: 1000 forwards", "[ctl][api]") {
   FakeBackend backend;
-  Api api(backend, test_net(), nullptr);
+  TestApi api(backend, test_net(), nullptr);
   for (int i = 1; i <= 1000; ++i) REQUIRE(api.handle_request(add(10000 + i, i)) == R"({"return":{"id":)" + std::to_string(i) + "}}");
   const std::string reply = api.handle_request(R"({"execute":"list_hostfwd"})");
   rapidjson::Document doc;
@@ -270,7 +270,7 @@ TEST_CASE("list_hostfwd: 1000 forwards", "[ctl][api]") {
 
 TEST_CASE("remove_hostfwd", "[ctl][api]") {
   FakeBackend backend;
-  Api api(backend, test_net(), nullptr);
+  TestApi api(backend, test_net(), nullptr);
   const auto bad_id = err("remove_hostfwd: bad arguments.id");
   CHECK(api.handle_request(remove(1)) == bad_id);  // empty table
   REQUIRE(api.handle_request(add(8080, 80, R"(,"host_addr":"127.0.0.1")")) == R"({"return":{"id":1}})");
@@ -288,7 +288,8 @@ TEST_CASE("remove_hostfwd", "[ctl][api]") {
   // The backend refuses: the entry stays.
   backend.fail_remove = -ETIMEDOUT;
   CHECK(api.handle_request(remove(1)) == err("remove_hostfwd: slirp_remove_hostfwd failed"));
-  CHECK(api.forwards().count(1) == 1);
+  REQUIRE(api.forwards().size() == 2);
+  CHECK(api.forwards().front().first == 1);
   backend.fail_remove = 0;
 
   CHECK(api.handle_request(R"({"execute":"remove_hostfwd","arguments":{"id":1.0}})") == R"({"return":{}})");
@@ -303,14 +304,60 @@ TEST_CASE("remove_hostfwd", "[ctl][api]") {
   CHECK(api.handle_request(add(8080, 80, R"(,"host_addr":"127.0.0.1")")) == R"({"return":{"id":3}})");
 }
 
-TEST_CASE("get_stats", "[ctl][api]") {
+TEST_CASE("get_stats: typed counters rendered with every key of the reply's format", "[ctl][api]") {
   FakeBackend backend;
-  Api api(backend, test_net(), nullptr);
-  CHECK(api.handle_request(R"({"execute":"get_stats"})") == R"({"return":{"rx_frames":12,"tx_frames":3}})");
-  backend.stats = "not json";
-  CHECK(api.handle_request(R"({"execute":"get_stats"})") == err("get_stats: no statistics"));
-  backend.stats = "[1]";
-  CHECK(api.handle_request(R"({"execute":"get_stats"})") == err("get_stats: no statistics"));
+  TestApi api(backend, test_net(), nullptr);
+  auto& p = backend.stats_value.pipeline;
+  p.tap_reader.frames = 12;
+  p.tap_reader.csum_completed = 2;
+  p.rx_ring_depth = 1;
+  p.slirp.input_frames = 12;
+  p.slirp.fragments_dropped = 5;
+  p.slirp.rx_latency = {3, 1023, 2047, {0, 0, 1, 2}};
+  p.tx_ring_depth = 4;
+  p.tap_writer.merged_segments = 7;
+  p.tap_writer.tx_latency = {0, 0, 0, {0}};
+  const std::string pipeline =
+      R"({"tap_reader":{"reads":0,"frames":12,"bytes":0,"eagain":0,"errors":0,"backpressure_waits":0,"gso_frames":0,"csum_completed":2,"csum_left_partial":0},)"
+      R"("rx_ring_depth":1,)"
+      R"("slirp":{"loops":0,"polls":0,"wakeups":0,"input_frames":12,"input_bytes":0,"output_frames":0,"output_bytes":0,)"
+      R"("tx_waits":0,"output_drops":0,"commands":0,"spins":0,"spin_hits":0,)"
+      R"("rx_latency":{"count":3,"p50_ns_le":1023,"p99_ns_le":2047,"log2_buckets":[0,0,1,2]},"fragments_dropped":5},)"
+      R"("tx_ring_depth":4,)"
+      R"("tap_writer":{"writes":0,"frames":0,"bytes":0,"eagain":0,"errors":0,"gso_frames":0,"merged_segments":7,)"
+      R"("tx_latency":{"count":0,"p50_ns_le":0,"p99_ns_le":0,"log2_buckets":[0]}})";
+  CHECK(api.handle_request(R"({"execute":"get_stats"})") == R"({"return":)" + pipeline + "}}");
+
+  // With a splice forwarder: its object comes last.
+  slirpnetd::fwd::ForwarderCounts f;
+  f.accepted = 3;
+  f.bytes_out = 9;
+  f.idle_closed = 1;
+  backend.stats_value.splice = f;
+  CHECK(api.handle_request(R"({"execute":"get_stats"})") ==
+        R"({"return":)" + pipeline +
+            R"(,"splice":{"accepted":3,"connect_failed":0,"active":0,"bytes_in":0,"bytes_out":9,"udp_flows":0,)"
+            R"("udp_dropped":0,"udp_evicted":0,"accept_paused":0,"idle_closed":1}}})");
+}
+
+TEST_CASE("get_stats: a counter of the pipeline reaches the reply", "[ctl][api]") {
+  // The typed path end to end: io counters -> snapshot -> the JSON the API sends.
+  slirpnetd::io::PipelineStats live;
+  live.slirp.fragments_dropped.add(4);
+  live.rx.backpressure_waits.add(2);
+  live.tx.latency.record(1500);
+  slirpnetd::ctl::Stats st;
+  st.pipeline = slirpnetd::io::snapshot(live, 3, 0);
+  rapidjson::Document doc;
+  const std::string json = slirpnetd::ctl::stats_json(st);
+  doc.Parse(json.c_str());
+  REQUIRE(doc.IsObject());
+  CHECK(doc["slirp"]["fragments_dropped"].GetUint64() == 4);
+  CHECK(doc["tap_reader"]["backpressure_waits"].GetUint64() == 2);
+  CHECK(doc["rx_ring_depth"].GetUint64() == 3);
+  CHECK(doc["tap_writer"]["tx_latency"]["count"].GetUint64() == 1);
+  CHECK(doc["tap_writer"]["tx_latency"]["log2_buckets"].Size() == 12);  // 1500 ns: bucket 11
+  CHECK_FALSE(doc.HasMember("splice"));
 }
 
 TEST_CASE("is_complete_request", "[ctl][api]") {
@@ -328,7 +375,7 @@ TEST_CASE("is_complete_request", "[ctl][api]") {
 
 TEST_CASE("every reply is a JSON object, whatever the input", "[ctl][api][fuzz]") {
   FakeBackend backend;
-  Api api(backend, test_net(true), nullptr);
+  TestApi api(backend, test_net(true), nullptr);
   const std::vector<std::string> seeds = {
       add(8080, 80, R"(,"host_addr":"127.0.0.1","guest_addr":"10.0.2.100")"),
       R"({"execute":"add_hostfwd","arguments":{"proto":"udp","host_addr":"::1","host_port":53,"guest_port":53}})",
@@ -389,7 +436,7 @@ TEST_CASE("every reply is a JSON object, whatever the input", "[ctl][api][fuzz]"
 
 TEST_CASE("add_hostfwd mode splice and proxy_protocol (slirpnetd extension)", "[ctl][api][splice]") {
   FakeBackend backend;
-  Api api(backend, test_net(), nullptr);
+  TestApi api(backend, test_net(), nullptr);
   REQUIRE(api.handle_request(add(8080, 80, R"(,"mode":"splice")")) == R"({"return":{"id":1}})");
   REQUIRE(backend.added.size() == 1);
   CHECK(backend.added[0].splice);
@@ -428,7 +475,7 @@ TEST_CASE("forward-mode splice makes splice the default", "[ctl][api][splice]") 
   FakeBackend backend;
   auto net = test_net();
   net.forward_mode = slirpnetd::config::ForwardMode::Splice;
-  Api api(backend, net, nullptr);
+  TestApi api(backend, net, nullptr);
   REQUIRE(api.handle_request(add(8080, 80)) == R"({"return":{"id":1}})");
   CHECK(backend.added.back().splice);
   REQUIRE(api.handle_request(add(8081, 80, R"(,"mode":"slirp")")) == R"({"return":{"id":2}})");

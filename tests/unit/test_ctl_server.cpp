@@ -71,10 +71,10 @@ struct LogFile {
 
 struct Fixture {
   explicit Fixture(ApiServerOptions opts = {}, const std::string& name = "api.sock")
-      : path(dir / name), server(path, test_net(), with_log(opts)) {}
+      : path(dir / name), server(path, with_log(opts)) {}
   void start() {
     server.bind_and_listen();
-    server.start(backend);
+    server.start(registry, backend);
   }
   ApiServerOptions with_log(ApiServerOptions o) {
     o.log = log.f;
@@ -83,6 +83,7 @@ struct Fixture {
   TempDir dir;
   LogFile log;
   FakeBackend backend;
+  slirpnetd::hostfwd::Registry registry{backend, test_net()};
   std::string path;
   ApiServer server;
 };
@@ -274,14 +275,14 @@ TEST_CASE("server: 50 concurrent clients are all answered", "[ctl][server]") {
     CHECK(distinct.count(R"({"return":{"id":)" + std::to_string(id) + "}}") == 1);
   f.server.stop();
   REQUIRE(f.server.api() != nullptr);
-  CHECK(f.server.api()->forwards().size() == kClients);
+  CHECK(f.registry.list().size() == kClients);
 }
 
 TEST_CASE("server: a large reply is written completely", "[ctl][server]") {
   Fixture f;
   f.start();
   FakeBackend backend;
-  Api expected_api(backend, test_net(), nullptr);  // the same requests, without the socket
+  TestApi expected_api(backend, test_net(), nullptr);  // the same requests, without the socket
   for (int i = 1; i <= 2500; ++i) {
     const std::string add = R"({"execute":"add_hostfwd","arguments":{"proto":"tcp","host_port":)" +
                             std::to_string(10000 + i) + R"(,"guest_port":80}})";
@@ -311,14 +312,14 @@ TEST_CASE("server: a large reply is written completely", "[ctl][server]") {
 TEST_CASE("server: socket file mode, replacement and refusal", "[ctl][server]") {
   TempDir dir;
   FakeBackend backend;
-  const auto net = test_net();
+  slirpnetd::hostfwd::Registry registry(backend, test_net());
   const std::string path = dir / "api.sock";
   ApiServerOptions quiet;
   quiet.log = nullptr;
 
   SECTION("mode 0600 whatever the umask") {
     const mode_t old = ::umask(0);
-    ApiServer server(path, net, quiet);
+    ApiServer server(path, quiet);
     server.bind_and_listen();
     ::umask(old);
     CHECK(S_ISSOCK(file_mode(path)));
@@ -333,24 +334,24 @@ TEST_CASE("server: socket file mode, replacement and refusal", "[ctl][server]") 
       REQUIRE(::bind(stale.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
     }  // closed: the file stays, nobody listens
     REQUIRE(S_ISSOCK(file_mode(path)));
-    ApiServer server(path, net, quiet);
+    ApiServer server(path, quiet);
     server.bind_and_listen();
-    server.start(backend);
+    server.start(registry, backend);
     CHECK(ask(path, kList) == kEmptyList);
   }
   SECTION("a regular file is replaced") {
     std::ofstream(path) << "not a socket";
-    ApiServer server(path, net, quiet);
+    ApiServer server(path, quiet);
     server.bind_and_listen();
-    server.start(backend);
+    server.start(registry, backend);
     CHECK(ask(path, kList) == kEmptyList);
   }
   SECTION("a live socket is refused and left alone") {
-    ApiServer first(path, net, quiet);
+    ApiServer first(path, quiet);
     first.bind_and_listen();
-    first.start(backend);
+    first.start(registry, backend);
     {
-      ApiServer second(path, net, quiet);
+      ApiServer second(path, quiet);
       try {
         second.bind_and_listen();
         FAIL("bind_and_listen() over a live socket succeeded");
@@ -368,36 +369,36 @@ TEST_CASE("server: socket file mode, replacement and refusal", "[ctl][server]") 
     path.copy(addr.sun_path, sizeof addr.sun_path - 1);
     REQUIRE(::bind(live.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
     REQUIRE(::listen(live.get(), 0) == 0);
-    ApiServer server(path, net, quiet);
+    ApiServer server(path, quiet);
     CHECK_THROWS_WITH(server.bind_and_listen(), Catch::Contains("in use by a live process"));
     CHECK(S_ISSOCK(file_mode(path)));
   }
   SECTION("path too long and missing directory: slirp4netns's messages") {
-    ApiServer too_long(dir / std::string(120, 'a'), net, quiet);
+    ApiServer too_long(dir / std::string(120, 'a'), quiet);
     CHECK_THROWS_WITH(too_long.bind_and_listen(), "the specified API socket path is too long (>= 108)");
-    ApiServer missing(dir / "no/such/dir/api.sock", net, quiet);
+    ApiServer missing(dir / "no/such/dir/api.sock", quiet);
     CHECK_THROWS_WITH(missing.bind_and_listen(), "api_bindlisten: bind: No such file or directory");
-    ApiServer not_dir(dir / "api.sock/x", net, quiet);
+    ApiServer not_dir(dir / "api.sock/x", quiet);
     std::ofstream(path) << "x";
     CHECK_THROWS_WITH(not_dir.bind_and_listen(), "api_bindlisten: bind: Not a directory");
   }
   SECTION("start() needs bind_and_listen(), once") {
-    ApiServer server(path, net, quiet);
-    CHECK_THROWS_AS(server.start(backend), std::logic_error);
+    ApiServer server(path, quiet);
+    CHECK_THROWS_AS(server.start(registry, backend), std::logic_error);
     server.bind_and_listen();
     CHECK_THROWS_AS(server.bind_and_listen(), std::logic_error);
-    server.start(backend);
-    CHECK_THROWS_AS(server.start(backend), std::logic_error);
+    server.start(registry, backend);
+    CHECK_THROWS_AS(server.start(registry, backend), std::logic_error);
   }
   SECTION("the daemon's factory prints the error and returns null") {
     LogFile log;
     ApiServerOptions opts;
     opts.log = log.f;
-    CHECK(ApiServer::bind(dir / "missing/api.sock", net, opts) == nullptr);
+    CHECK(ApiServer::bind(dir / "missing/api.sock", opts) == nullptr);
     CHECK(log.text() == "api_bindlisten: bind: No such file or directory\n");
-    auto server = ApiServer::bind(path, net, opts);
+    auto server = ApiServer::bind(path, opts);
     REQUIRE(server != nullptr);
-    server->start(backend);
+    server->start(registry, backend);
     CHECK(ask(path, kList) == kEmptyList);
   }
 }
@@ -405,15 +406,15 @@ TEST_CASE("server: socket file mode, replacement and refusal", "[ctl][server]") 
 TEST_CASE("server: the socket file is removed by stop() and by the destructor", "[ctl][server]") {
   TempDir dir;
   FakeBackend backend;
-  const auto net = test_net();
+  slirpnetd::hostfwd::Registry registry(backend, test_net());
   const std::string path = dir / "api.sock";
   ApiServerOptions quiet;
   quiet.log = nullptr;
 
   SECTION("stop()") {
-    ApiServer server(path, net, quiet);
+    ApiServer server(path, quiet);
     server.bind_and_listen();
-    server.start(backend);
+    server.start(registry, backend);
     REQUIRE(ask(path, kList) == kEmptyList);
     server.stop();
     CHECK_FALSE(fs::exists(fs::symlink_status(path)));
@@ -422,15 +423,15 @@ TEST_CASE("server: the socket file is removed by stop() and by the destructor", 
   SECTION("destructor, with a client still connected") {
     UniqueFd client;
     {
-      ApiServer server(path, net, quiet);
+      ApiServer server(path, quiet);
       server.bind_and_listen();
-      server.start(backend);
+      server.start(registry, backend);
       client = connect_to(path);
     }
     CHECK_FALSE(fs::exists(fs::symlink_status(path)));
   }
   SECTION("destructor without start()") {
-    { ApiServer server(path, net, quiet); server.bind_and_listen(); }
+    { ApiServer server(path, quiet); server.bind_and_listen(); }
     CHECK_FALSE(fs::exists(fs::symlink_status(path)));
   }
   SECTION("through the directory fd, after the path stopped resolving (as after pivot_root)") {
@@ -438,9 +439,9 @@ TEST_CASE("server: the socket file is removed by stop() and by the destructor", 
     fs::create_directory(dir.path / "run");
     const std::string inner = dir / "run/api.sock";
     {
-      ApiServer server(inner, net, quiet);
+      ApiServer server(inner, quiet);
       server.bind_and_listen();
-      server.start(backend);
+      server.start(registry, backend);
       fs::rename(dir.path / "run", moved);
       REQUIRE(fs::exists(fs::symlink_status(moved / "api.sock")));
     }
@@ -448,7 +449,7 @@ TEST_CASE("server: the socket file is removed by stop() and by the destructor", 
   }
   SECTION("a file that replaced ours is not removed") {
     {
-      ApiServer server(path, net, quiet);
+      ApiServer server(path, quiet);
       server.bind_and_listen();
       fs::remove(path);
       std::ofstream(path) << "someone else's";

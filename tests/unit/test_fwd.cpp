@@ -89,6 +89,12 @@ sockaddr_storage addr(const char* ip, int port, socklen_t& len) {
   return ss;
 }
 
+slirpnetd::hostfwd::Endpoint ep(const sockaddr_storage& ss, socklen_t len) {
+  auto e = slirpnetd::hostfwd::Endpoint::from_sockaddr(ss, len);
+  REQUIRE(e);
+  return *e;
+}
+
 int port_of(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
@@ -211,7 +217,7 @@ void add_fwd(Forwarder& f, const char* host_ip, int host_port, const char* guest
   socklen_t hl = 0, gl = 0;
   auto h = addr(host_ip, host_port, hl);
   auto g = addr(guest_ip, guest_port, gl);
-  REQUIRE(f.add(h, hl, g, gl, proxy) == 0);
+  REQUIRE(f.add(ep(h, hl), ep(g, gl), proxy) == 0);
 }
 
 }  // namespace
@@ -340,9 +346,9 @@ TEST_CASE("splice forward: refused inner connection resets the client, remove cl
   socklen_t hl = 0, gl = 0;
   auto h = addr("127.0.0.1", port, hl);
   auto g = addr("127.0.0.1", dead_port, gl);
-  CHECK(fwd.add(h, hl, g, gl, false) == -EADDRINUSE);
-  CHECK(fwd.remove(h, hl) == 0);
-  CHECK(fwd.remove(h, hl) == -ENOENT);
+  CHECK(fwd.add(ep(h, hl), ep(g, gl), false) == -EADDRINUSE);
+  CHECK(fwd.remove(ep(h, hl)) == 0);
+  CHECK(fwd.remove(ep(h, hl)) == -ENOENT);
   CHECK(!connect_to("127.0.0.1", port));
 }
 
@@ -457,14 +463,14 @@ TEST_CASE("UDP forward: one flow per client, echo both ways, idle flows closed, 
   socklen_t hl = 0, gl = 0;
   auto h = addr("127.0.0.1", port, hl);
   auto g = addr("0.0.0.0", echo.port(), gl);  // unspecified: the container's loopback
-  CHECK(fwd.add(h, hl, g, gl, true, true) == -EINVAL);  // no PROXY header for UDP
-  REQUIRE(fwd.add(h, hl, g, gl, false, true) == 0);
-  CHECK(fwd.add(h, hl, g, gl, false, true) == -EADDRINUSE);
+  CHECK(fwd.add(ep(h, hl), ep(g, gl), true, true) == -EINVAL);  // no PROXY header for UDP
+  REQUIRE(fwd.add(ep(h, hl), ep(g, gl), false, true) == 0);
+  CHECK(fwd.add(ep(h, hl), ep(g, gl), false, true) == -EADDRINUSE);
   // A TCP forward on the same host port is a different forward.
   EchoServer tcp_echo("127.0.0.1");
   socklen_t tl = 0;
   auto tg = addr("127.0.0.1", tcp_echo.port(), tl);
-  CHECK(fwd.add(h, hl, tg, tl, false) == 0);
+  CHECK(fwd.add(ep(h, hl), ep(tg, tl), false) == 0);
 
   UniqueFd a = udp_client("127.0.0.1", port), b = udp_client("127.0.0.1", port);
   const std::string a1 = udp_ask(a.get(), "hello"), b1 = udp_ask(b.get(), "world");
@@ -492,8 +498,8 @@ TEST_CASE("UDP forward: one flow per client, echo both ways, idle flows closed, 
   CHECK(fwd.stats().udp_flows.load() == 1);
 
   // Removal closes the host socket and the flows; the TCP forward on the same port stays.
-  CHECK(fwd.remove(h, hl, true) == 0);
-  CHECK(fwd.remove(h, hl, true) == -ENOENT);
+  CHECK(fwd.remove(ep(h, hl), true) == 0);
+  CHECK(fwd.remove(ep(h, hl), true) == -ENOENT);
   CHECK(fwd.stats().udp_flows.load() == 0);
   CHECK(udp_ask(a.get(), "gone", 500) == "");
   UniqueFd t = connect_to("127.0.0.1", port);
@@ -514,7 +520,7 @@ TEST_CASE("UDP forward: flow cap (the least recently used flow makes room), and 
   socklen_t hl = 0, gl = 0;
   auto h = addr("::1", port, hl);
   auto g = addr("::1", echo.port(), gl);
-  REQUIRE(fwd.add(h, hl, g, gl, false, true) == 0);
+  REQUIRE(fwd.add(ep(h, hl), ep(g, gl), false, true) == 0);
   UniqueFd a = udp_client("::1", port), b = udp_client("::1", port), c = udp_client("::1", port);
   const std::string ra = udp_ask(a.get(), "a");
   CHECK(ra.rfind("::1:", 0) == 0);
@@ -542,7 +548,7 @@ TEST_CASE("UDP forward: one source with many ports cannot lock other clients out
   socklen_t hl = 0, gl = 0;
   auto h = addr("127.0.0.1", port, hl);
   auto g = addr("127.0.0.1", echo.port(), gl);
-  REQUIRE(fwd.add(h, hl, g, gl, false, true) == 0);
+  REQUIRE(fwd.add(ep(h, hl), ep(g, gl), false, true) == 0);
   // 20 sockets of one source address (127.0.0.2), each sending and refreshing its flow.
   std::vector<UniqueFd> flood;
   for (int i = 0; i < 20; ++i) {
@@ -588,13 +594,13 @@ TEST_CASE("forwarder: a command that timed out is cancelled, never run later", "
   socklen_t hl = 0, gl = 0;
   auto h2 = addr("127.0.0.1", port2, hl);
   auto g = addr("127.0.0.1", echo.port(), gl);
-  CHECK(fwd.add(h2, hl, g, gl, false) == -ETIMEDOUT);
+  CHECK(fwd.add(ep(h2, hl), ep(g, gl), false) == -ETIMEDOUT);
 
   REQUIRE(::kill(conn->pid(), SIGCONT) == 0);
   CHECK(echo_roundtrip(c.get(), 1000));  // the stalled connection goes on
   // The add the caller was told had timed out did not happen later: nothing to remove, the port
   // is free.
-  CHECK(fwd.remove(h2, hl) == -ENOENT);
+  CHECK(fwd.remove(ep(h2, hl)) == -ENOENT);
   CHECK(!connect_to("127.0.0.1", port2));
   UniqueFd again = listen_on("127.0.0.1", port2);
   CHECK(again);

@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <future>
 #include <thread>
@@ -176,6 +178,26 @@ TEST_CASE("commands run on the slirp thread with the live instance", "[slirp]") 
   CHECK(h.stats.commands.get() == 1);
 }
 
+TEST_CASE("call() returns the command's result, and cancels a command that timed out", "[slirp]") {
+  Harness h;
+  REQUIRE(h.thread.start());
+  CHECK(h.thread.call([](Slirp* s) { return s != nullptr ? -EEXIST : 0; }, 2000ms) == -EEXIST);
+
+  // Stall the slirp thread; a call queued behind the stall times out and must never run.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  h.thread.post([released](Slirp*) { released.wait(); });
+  std::atomic<bool> ran{false};
+  CHECK(h.thread.call([&ran](Slirp*) {
+    ran = true;
+    return 0;
+  }, 100ms) == -ETIMEDOUT);
+  release.set_value();
+  CHECK(h.thread.call([](Slirp*) { return 0; }, 2000ms) == 0);  // the queue moved past both
+  CHECK_FALSE(ran.load());
+  h.thread.stop();
+}
+
 TEST_CASE("slirp_new failure is reported by start()", "[slirp]") {
   config::NetConfig n = default_net();
   n.mtu = 40;  // below libslirp's IF_MTU_MIN (68)
@@ -277,4 +299,19 @@ TEST_CASE("held fragments expire and the hold is bounded", "[slirp][frag]") {
   g.input(late.data(), late.size(), slirp::FragmentGuard::kHoldMs + 1, feed);
   CHECK(g.held() == 0);
   CHECK(fed == 1);
+}
+
+TEST_CASE("the fragments the guard drops are counted for get_stats", "[slirp][frag][stats]") {
+  Harness h;
+  REQUIRE(h.thread.start());
+  // Last fragments that come first, of datagrams that never get another fragment: the guard holds
+  // kMaxHeld of them and drops the oldest beyond that. The bundled libslirp needs no guard.
+  const uint16_t n = slirp::FragmentGuard::kMaxHeld + 3;
+  for (uint16_t id = 0; id < n; ++id) h.send(ipv4_fragment(id, 8, false));
+  const uint64_t expected = SLIRPNETD_LIBSLIRP_BUNDLED ? 0 : 3;
+  for (int i = 0; i < 200 && (h.stats.input_frames.get() < n || h.stats.fragments_dropped.get() < expected); ++i)
+    std::this_thread::sleep_for(10ms);
+  h.thread.stop();  // joined: every counter it wrote is visible
+  CHECK(h.stats.input_frames.get() == n);
+  CHECK(h.stats.fragments_dropped.get() == expected);
 }
