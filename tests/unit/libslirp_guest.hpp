@@ -483,10 +483,12 @@ class Guest {
 
   // Feeds one Ethernet frame to libslirp (slirp_input). Frames it sends meanwhile are captured.
   void input(const Bytes& frame) { slirp_input(slirp_, frame.data(), static_cast<int>(frame.size())); }
+#ifdef SLIRP_INPUT_CSUM_VALID  // the bundled libslirp (our patch); the distribution's has no flags
   // The same with slirp_input_flags() (SLIRP_INPUT_CSUM_VALID...).
   void input(const Bytes& frame, int flags) {
     slirp_input_flags(slirp_, frame.data(), static_cast<int>(frame.size()), flags);
   }
+#endif
 
   // Makes libslirp learn ip -> kGuestMac (an ARP request from ip for the gateway), so that it can
   // send to ip without holding packets for ARP resolution. Done for kGuestIp at construction.
