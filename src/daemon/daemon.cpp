@@ -197,6 +197,17 @@ int serve(const config::Options& opts, const Hooks& hooks) {
   ::signal(SIGPIPE, SIG_IGN);
   raise_fd_limit();
 
+  // A stop signal is held from here on and read from a signalfd once the pipeline runs, so one
+  // that comes early (the TAP may be configured, and the caller may think us up, before we have
+  // its fd) still ends in an orderly exit with status 0 instead of the default action's death.
+  // The children started below inherit the mask; none of them is stopped by a signal.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
   // Watch the target process in pid mode: when it exits, the container is gone.
   UniqueFd target_pidfd;
   if (opts.target_type == config::TargetType::Netns && opts.netns_type == config::NetnsType::Pid)
@@ -232,13 +243,11 @@ int serve(const config::Options& opts, const Hooks& hooks) {
     return do_slirp_failed();
   }
 
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   UniqueFd sigfd(::signalfd(-1, &stop_signals, SFD_NONBLOCK | SFD_CLOEXEC));
+  if (!sigfd) {
+    std::perror("signalfd");
+    return do_slirp_failed();
+  }
 
   // The filter goes on now, while this is the only thread: every thread started below inherits
   // it, so no frame and no API request is ever handled unfiltered.

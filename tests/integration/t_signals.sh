@@ -16,4 +16,20 @@ for sig in TERM INT HUP; do
   wait_for "! in_ns $C ip link show dev tap0" 5
   kill_quietly "$C"
 done
+
+# A stop signal that comes while the TAP is still being set up is held, not fatal: the daemon
+# finishes starting and then exits in order. The TAP child is kept waiting at a known point: its
+# --userns-path is a FIFO, whose open() blocks until the test opens the other end (joining the
+# user namespace then fails, which slirp4netns, and we, ignore; as root we join the netns anyway).
+start_container
+fifo=$TMP/userns.fifo
+mkfifo "$fifo"
+start_daemon -c --netns-type=path --userns-path="$fifo" "/proc/$C/ns/net" tap0
+wait_daemon "pgrep -P $DAEMON_PID >/dev/null" 10  # the TAP child, blocked in open()
+kill -TERM "$DAEMON_PID"
+: >"$fifo"
+expect_exit "$DAEMON_PID" 10 "daemon after SIGTERM during set-up"
+assert_eq 0 "$EXIT_STATUS" "daemon exit status after SIGTERM during set-up"
+assert_contains "$(cat "$DAEMON_ERR")" "received signal Terminated: exiting" "stderr after SIGTERM during set-up"
+kill_quietly "$C"
 pass
