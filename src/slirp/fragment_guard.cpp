@@ -75,7 +75,7 @@ void FragmentGuard::input(const uint8_t* f, size_t len, int64_t now_ms, const Fe
   // A non-last fragment: if it gets as far as ip_reass(), it finds or creates a queue.
   if (!reaches_reassembly(ip, len - 14)) return feed(f, len);
   if (q == queues_.end()) {
-    if (queues_.size() == kMaxTracked) {
+    if (queues_.size() == max_tracked_) {
       // Forgetting a tracked key would let a later fragment of it look like the first of a new
       // datagram while libslirp still holds its queue: drop this datagram's fragment instead.
       // Only the guest sends these, so only its own fragmented traffic can suffer.

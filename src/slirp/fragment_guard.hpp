@@ -34,11 +34,16 @@ class FragmentGuard {
 
   using Feed = std::function<void(const uint8_t* frame, size_t len)>;
 
+  // `max_tracked`: how many datagrams the table holds (kMaxTracked; tests/fuzz/fuzz_guard uses a
+  // small table so that filling it costs a few frames, not thousands).
+  explicit FragmentGuard(size_t max_tracked = kMaxTracked) : max_tracked_(max_tracked) {}
+
   // Feeds `frame` through `feed` now, or holds it; after a fragment that opens a datagram, also
   // feeds the frames held for it. `now_ms`: any monotonic clock in ms.
   void input(const uint8_t* frame, size_t len, int64_t now_ms, const Feed& feed);
   size_t held() const { return held_.size(); }
   size_t tracked() const { return queues_.size(); }
+  size_t max_tracked() const { return max_tracked_; }
   uint64_t dropped() const { return dropped_; }
 
  private:
@@ -62,6 +67,7 @@ class FragmentGuard {
   void expire(int64_t now_ms);
   void forget(const Key& k);
 
+  size_t max_tracked_;
   std::vector<Queue> queues_;
   std::vector<Held> held_;
   uint64_t dropped_ = 0;

@@ -5,7 +5,7 @@
 #   tests/fuzz/run.sh [--seconds N] [--build-dir DIR] [TARGET...]
 #     N        seconds per target (default 30; env FUZZ_SECONDS)
 #     DIR      build directory (default <repo>/build-fuzz; env FUZZ_BUILD_DIR)
-#     TARGET   fuzz_api fuzz_options fuzz_slirp (default: all)
+#     TARGET   fuzz_api fuzz_options fuzz_slirp fuzz_guard (default: all)
 #
 # Before fuzzing, every file under tests/fuzz/regressions/<target>/ is replayed once (it must not
 # crash). New inputs go to DIR/corpus/<target>/ (the checked-in seeds are only read); crashes are
@@ -28,10 +28,10 @@ while (($#)); do
     *) echo "run.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
 done
-((${#targets[@]})) || targets=(fuzz_api fuzz_options fuzz_slirp)
+((${#targets[@]})) || targets=(fuzz_api fuzz_options fuzz_slirp fuzz_guard)
 [[ $seconds =~ ^[0-9]+$ ]] || { echo "run.sh: --seconds needs a number" >&2; exit 2; }
 
-declare -A max_len=([fuzz_api]=8192 [fuzz_options]=4096 [fuzz_slirp]=160000)
+declare -A max_len=([fuzz_api]=8192 [fuzz_options]=4096 [fuzz_slirp]=160000 [fuzz_guard]=4096)
 
 mkdir -p "$build"
 cmake_args=(-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLIRPNETD_FUZZ=ON -DBUILD_TESTING=OFF)
