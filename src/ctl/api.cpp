@@ -157,7 +157,6 @@ std::string stats_json(const Stats& st) {
   field(w, "spin_hits", p.slirp.spin_hits);
   histogram(w, "rx_latency", p.slirp.rx_latency);
   field(w, "fragments_dropped", p.slirp.fragments_dropped);
-  field(w, "input_taken", p.slirp.input_taken);
   w.EndObject();
   field(w, "tx_ring_depth", p.tx_ring_depth);
   w.Key("tap_writer");

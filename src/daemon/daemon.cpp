@@ -266,7 +266,7 @@ int serve(const config::Options& opts, const Hooks& hooks) {
   const size_t mtu = static_cast<size_t>(net->mtu);
   const size_t rx_slot = io::FrameChannel::slot_bytes_for_mtu(vnet_hdr ? 65535 : mtu) + vnet_hdr;
   const size_t tx_slot = io::FrameChannel::slot_bytes_for_mtu(mtu) + vnet_hdr;
-  io::FrameChannel rx(io::FrameChannel::slots_for(rx_slot), rx_slot, slirp::SlirpThread::rx_headroom(vnet_hdr));
+  io::FrameChannel rx(io::FrameChannel::slots_for(rx_slot), rx_slot);
   io::FrameChannel tx(io::FrameChannel::slots_for(tx_slot), tx_slot);
   io::Waker slirp_waker;
   io::PipelineStats stats;

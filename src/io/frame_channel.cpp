@@ -2,35 +2,20 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <new>
 
 namespace slirpnetd::io {
 
-FrameChannel::FrameChannel(size_t slots, size_t slot_bytes, size_t headroom)
-    : slot_bytes_(slot_bytes), headroom_(headroom), frames_(slots), free_(slots), full_(slots + 1) {
-  for (Frame& f : frames_) {
-    // malloc, not new: a taken buffer is free()d by whoever it went to. Not touched here.
-    auto* buf = static_cast<uint8_t*>(std::malloc(buffer_bytes()));
-    if (!buf) {
-      for (Frame& g : frames_) std::free(g.data ? g.data - headroom_ : nullptr);
-      throw std::bad_alloc();
-    }
-    f.data = buf + headroom_;
-    f.capacity = static_cast<uint32_t>(slot_bytes);
-    free_.try_enqueue(&f);
+FrameChannel::FrameChannel(size_t slots, size_t slot_bytes)
+    : slot_bytes_(slot_bytes),
+      storage_(new uint8_t[slots * slot_bytes]),  // default-initialised: pages stay untouched
+      frames_(slots),
+      free_(slots),
+      full_(slots + 1) {
+  for (size_t i = 0; i < slots; ++i) {
+    frames_[i].data = storage_.get() + i * slot_bytes;
+    frames_[i].capacity = static_cast<uint32_t>(slot_bytes);
+    free_.try_enqueue(&frames_[i]);
   }
-}
-
-FrameChannel::~FrameChannel() {
-  for (Frame& f : frames_) std::free(f.data - headroom_);
-}
-
-uint8_t* FrameChannel::take_buffer(Frame* f) {
-  auto* fresh = static_cast<uint8_t*>(std::malloc(buffer_bytes()));
-  if (!fresh) return nullptr;
-  uint8_t* taken = f->data - headroom_;
-  f->data = fresh + headroom_;
-  return taken;
 }
 
 void FrameChannel::push_to(Ring& r, Frame* f) {

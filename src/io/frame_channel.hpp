@@ -1,6 +1,6 @@
 #pragma once
 // A FrameChannel carries Ethernet frames in one direction between exactly two threads, through
-// fixed, recycled buffers: no malloc per frame (unless the consumer takes buffers, below).
+// fixed, recycled buffers: no malloc per frame.
 //
 //            free ring (consumer -> producer)
 //      +-------------------------------------------+
@@ -16,9 +16,6 @@
 // Back-pressure: when all slots are in flight the producer waits for a free one; nothing is dropped.
 // close() ends the channel: the consumer pops every frame queued before it, then the closed
 // marker (is_closed()), which wakes a consumer sleeping in pop_for() at once.
-// Each slot is a buffer of its own (malloc), `headroom` bytes before Frame::data unused by the
-// channel: the consumer may take a slot's buffer for good (take_buffer()), giving the slot a fresh
-// one, and hand it on without copying the frame (the rx channel's frames go to libslirp so).
 //
 // Who uses which end is fixed per channel and documented where the channel is created:
 //   rx: producer = TAP reader thread,  consumer = slirp thread
@@ -34,7 +31,7 @@
 namespace slirpnetd::io {
 
 struct Frame {
-  uint8_t* data = nullptr;  // the slot's buffer (after the channel's headroom); capacity bytes
+  uint8_t* data = nullptr;  // points into the channel's storage; capacity bytes
   uint32_t capacity = 0;
   uint32_t len = 0;     // bytes used from data[0], including a virtio-net header if any
   uint32_t offset = 0;  // where the Ethernet frame starts (after the virtio-net header)
@@ -43,13 +40,11 @@ struct Frame {
 
 class FrameChannel {
  public:
-  // `slots` buffers of `slot_bytes` each (Frame::capacity), each with `headroom` bytes before it.
-  // The storage is allocated but not touched, so idle slots cost address space, not resident
-  // memory.
-  FrameChannel(size_t slots, size_t slot_bytes, size_t headroom = 0);
+  // `slots` buffers of `slot_bytes` each. The storage is allocated but not touched, so idle slots
+  // cost address space, not resident memory.
+  FrameChannel(size_t slots, size_t slot_bytes);
   FrameChannel(const FrameChannel&) = delete;
   FrameChannel& operator=(const FrameChannel&) = delete;
-  ~FrameChannel();
 
   // Producer side.
   Frame* try_acquire() { return pop(free_); }
@@ -67,13 +62,6 @@ class FrameChannel {
     return f;
   }
   void release(Frame* f) { push_to(free_, f); }
-  // The consumer takes f's buffer: buffer_bytes() bytes from malloc() (free() it, or hand it to
-  // anything that does: GLib's g_free() is free() since GLib 2.46), Frame::data at headroom()
-  // bytes into it. f gets a fresh buffer and is released as usual. nullptr (f unchanged) when
-  // memory is short.
-  uint8_t* take_buffer(Frame* f);
-  size_t headroom() const { return headroom_; }
-  size_t buffer_bytes() const { return headroom_ + slot_bytes_; }
   // True for the marker close() queued: no data, never released.
   bool is_closed(const Frame* f) const { return f == &closed_; }
 
@@ -100,8 +88,8 @@ class FrameChannel {
   static void push_to(Ring& r, Frame* f);
 
   size_t slot_bytes_;
-  size_t headroom_;
-  std::vector<Frame> frames_;  // each owns its buffer: malloc()ed, data - headroom_
+  std::unique_ptr<uint8_t[]> storage_;
+  std::vector<Frame> frames_;
   Frame closed_;  // close()'s marker
   Ring free_;
   Ring full_;  // one more place than slots: the marker always fits

@@ -67,7 +67,6 @@ PipelineCounts snapshot(const PipelineStats& s, size_t rx_depth, size_t tx_depth
   l.spins = s.slirp.spins.get();
   l.spin_hits = s.slirp.spin_hits.get();
   l.fragments_dropped = s.slirp.fragments_dropped.get();
-  l.input_taken = s.slirp.input_taken.get();
   l.rx_latency = snapshot(s.slirp.latency);
   c.tx_ring_depth = tx_depth;
   auto& w = c.tap_writer;

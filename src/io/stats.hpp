@@ -50,8 +50,7 @@ struct SlirpStats {  // writer: slirp thread
       output_drops, commands,
       spins,      // busy-poll phases before sleeping (only while the traffic is small frames)
       spin_hits,  // ... that found work before the budget ran out
-      fragments_dropped,  // IPv4 fragments FragmentGuard dropped (system libslirp builds only)
-      input_taken;  // frames handed to libslirp in their own buffer, not copied (bundled libslirp)
+      fragments_dropped;  // IPv4 fragments FragmentGuard dropped (system libslirp builds only)
   LatencyHistogram latency;  // TAP read -> handed to slirp_input
 };
 
@@ -77,7 +76,7 @@ struct TapReaderCounts {
 struct SlirpCounts {
   uint64_t loops = 0, polls = 0, wakeups = 0, input_frames = 0, input_bytes = 0, output_frames = 0,
            output_bytes = 0, tx_waits = 0, output_drops = 0, commands = 0, spins = 0, spin_hits = 0,
-           fragments_dropped = 0, input_taken = 0;
+           fragments_dropped = 0;
   HistogramCounts rx_latency;
 };
 

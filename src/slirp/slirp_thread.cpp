@@ -171,18 +171,7 @@ int SlirpThread::poll_timeout_ms(uint32_t slirp_timeout) const {
   return static_cast<int>(std::min<int64_t>(t, 60000));
 }
 
-size_t SlirpThread::rx_headroom(size_t vnet_hdr) {
-#if SLIRPNETD_LIBSLIRP_BUNDLED
-  size_t h = SLIRP_INPUT_TAKE_HEADROOM;
-  while ((h + vnet_hdr + 14) % 4 != 0) ++h;  // the frame's IP header on a 4-byte boundary
-  return h;
-#else
-  (void)vnet_hdr;
-  return 0;
-#endif
-}
-
-void SlirpThread::input(io::Frame& f) {
+void SlirpThread::input(const io::Frame& f) {
   const uint32_t len = f.len - f.offset;
 #if SLIRPNETD_LIBSLIRP_BUNDLED
   // A frame whose virtio-net header says its checksum is partial (left so by the TAP reader: see
@@ -191,15 +180,6 @@ void SlirpThread::input(io::Frame& f) {
   if (f.offset == io::kVnetHdrLen &&
       (f.data[offsetof(io::VnetHdr, flags)] & (io::VnetHdr::kNeedsCsum | io::VnetHdr::kDataValid)))
     flags = SLIRP_INPUT_CSUM_VALID;
-  // A large frame goes to libslirp in its slot's buffer, which becomes libslirp's (the slot gets a
-  // fresh one); libslirp falls back to a copy itself if the headroom does not suit it.
-  if (len >= kTakeMinBytes && rx_.headroom() >= SLIRP_INPUT_TAKE_HEADROOM) {
-    if (uint8_t* buf = rx_.take_buffer(&f)) {
-      stats_.input_taken.add();
-      slirp_input_take(slirp_, buf, rx_.buffer_bytes(), rx_.headroom() + f.offset, static_cast<int>(len), flags);
-      return;
-    }
-  }
   slirp_input_flags(slirp_, f.data + f.offset, static_cast<int>(len), flags);  // copies into an mbuf
 #else
   slirp_input(slirp_, f.data + f.offset, static_cast<int>(len));  // copies into an mbuf

@@ -59,16 +59,6 @@ class SlirpThread {
   // distribution's needs them completed first.
   static constexpr bool kTakesPartialChecksums = SLIRPNETD_LIBSLIRP_BUNDLED;
 
-  // The headroom the rx FrameChannel should leave in front of each slot, for frames after a
-  // `vnet_hdr`-byte virtio-net header: with the bundled libslirp, large frames go to it in their
-  // own buffers, without a copy (slirp_input_take), which wants room in front of the frame and its
-  // IP header aligned on 4 bytes. 0 with the distribution's libslirp (it always copies).
-  static size_t rx_headroom(size_t vnet_hdr);
-  // Frames from this size up are handed over rather than copied (bundled libslirp): a copy of a
-  // 64 KiB TSO segment is worth avoiding; a small frame is cheaper to copy than a fresh buffer,
-  // and a buffer libslirp keeps (a UDP datagram's, for ICMP errors) costs only its size.
-  static constexpr uint32_t kTakeMinBytes = 8192;
-
   // tx_headroom: bytes left zeroed in front of each frame to the guest (the TAP's virtio-net
   // header, all zero: no offload requested).
   SlirpThread(const config::NetConfig& net, io::FrameChannel& rx, io::FrameChannel& tx, io::Waker& waker,
@@ -140,7 +130,7 @@ class SlirpThread {
   Slirp* slirp_ = nullptr;
   std::vector<pollfd> pfds_;
   std::vector<std::unique_ptr<Timer>> timers_;
-  void input(io::Frame& f);  // slirp_input of one frame from the TAP reader (may take its buffer)
+  void input(const io::Frame& f);  // slirp_input of one frame from the TAP reader
   // Only the distribution's libslirp 4.7.0 needs the guard: the bundled one has ip_reass fixed.
   static constexpr bool kGuardFragments = !SLIRPNETD_LIBSLIRP_BUNDLED;
   FragmentGuard fragments_;

@@ -42,7 +42,6 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <glib.h>
 #include <libslirp.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -427,9 +426,6 @@ struct GuestConfig {
   bool disable_host_loopback = false;
   bool disable_dns = false;
   int64_t step_ms = 1;  // virtual time added by each step()
-  // Feed every frame with slirp_input_take() in a buffer of its own (bundled libslirp), so that
-  // libslirp keeps the caller's buffers wherever a packet waits; otherwise slirp_input().
-  bool take_frames = false;
 };
 
 // One Slirp with the daemon's configuration, driven by hand. Frames libslirp sends are captured;
@@ -485,27 +481,12 @@ class Guest {
     fire_timers();
   }
 
-  // Feeds one Ethernet frame to libslirp (slirp_input, or slirp_input_take with take_frames).
-  // Frames it sends meanwhile are captured.
-  void input(const Bytes& frame) {
-#ifdef SLIRP_INPUT_TAKE_HEADROOM
-    if (cfg_.take_frames) return input_take(frame, kTakeOffset, 0);
-#endif
-    slirp_input(slirp_, frame.data(), static_cast<int>(frame.size()));
-  }
+  // Feeds one Ethernet frame to libslirp (slirp_input). Frames it sends meanwhile are captured.
+  void input(const Bytes& frame) { slirp_input(slirp_, frame.data(), static_cast<int>(frame.size())); }
 #ifdef SLIRP_INPUT_CSUM_VALID  // the bundled libslirp (our patch); the distribution's has no flags
   // The same with slirp_input_flags() (SLIRP_INPUT_CSUM_VALID...).
   void input(const Bytes& frame, int flags) {
     slirp_input_flags(slirp_, frame.data(), static_cast<int>(frame.size()), flags);
-  }
-#endif
-#ifdef SLIRP_INPUT_TAKE_HEADROOM  // the bundled libslirp (our patch)
-  // The frame at `offset` in a g_malloc()ed buffer of its own, which libslirp takes.
-  static constexpr size_t kTakeOffset = SLIRP_INPUT_TAKE_HEADROOM + 2;  // IP header 4-aligned
-  void input_take(const Bytes& frame, size_t offset, int flags) {
-    auto* buf = static_cast<uint8_t*>(g_malloc(offset + frame.size()));
-    std::memcpy(buf + offset, frame.data(), frame.size());
-    slirp_input_take(slirp_, buf, offset + frame.size(), offset, static_cast<int>(frame.size()), flags);
   }
 #endif
 

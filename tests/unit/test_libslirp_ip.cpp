@@ -173,10 +173,7 @@ TEST_CASE("ip: a last fragment that arrives first is held and its datagram reass
 TEST_CASE("ip: fragments are reassembled whatever their order", "[libslirp][ip]") {
   // 4.7.0 miscompiled: orders starting with the last fragment crash; (middle, last, first) is never
   // delivered (the completeness check missed a fragment inserted at the head of the queue).
-  // Also with the fragments in buffers handed over (slirp_input_take): they wait in the queue so.
-  GuestConfig gc;
-  gc.take_frames = GENERATE(false, true);
-  Guest g(gc);
+  Guest g;
   UdpListener host;
   std::vector<size_t> order = {0, 1, 2};
   uint16_t id = 100;
@@ -266,11 +263,8 @@ TEST_CASE("ip: the fuzz_slirp regression inputs replay clean without FragmentGua
 
 TEST_CASE("ip: a datagram to a closed host port gets an ICMP port unreachable", "[libslirp][ip]") {
   // The whole datagram is quoted back when it is small; libslirp builds the error in
-  // icmp_forward_error(), where 4.7.0 shifts 0xf into an int's sign bit. With the frame handed
-  // over (slirp_input_take), the datagram the error quotes is the one the UDP socket kept.
-  GuestConfig gc;
-  gc.take_frames = GENERATE(false, true);
-  Guest g(gc);
+  // icmp_forward_error(), where 4.7.0 shifts 0xf into an int's sign bit.
+  Guest g;
   uint16_t closed_port = 0;
   {
     UdpListener probe;  // a port that was free a moment ago, closed again
@@ -506,52 +500,3 @@ TEST_CASE("tcp: an urgent pointer beyond the data sent forwards exactly the gues
 }
 
 }  // namespace
-
-// ---- slirp_input_take ----------------------------------------------------------------------------
-// Patch "slirp: let the caller hand a frame over in its own buffer". The tests above that set
-// GuestConfig::take_frames run the taken buffers through reassembly, a deferred connect and a UDP
-// socket's kept datagram (under ASan: no use after free, no leak). Here: the frames libslirp
-// cannot keep as they are, copied instead, the buffer freed either way.
-
-TEST_CASE("take: a frame without the room or the alignment libslirp needs is copied", "[libslirp][take]") {
-  const size_t offset = GENERATE(size_t{0}, size_t{14}, size_t{SLIRP_INPUT_TAKE_HEADROOM - 2},
-                                 size_t{SLIRP_INPUT_TAKE_HEADROOM + 1}, size_t{SLIRP_INPUT_TAKE_HEADROOM + 2});
-  INFO("frame at offset " << offset);
-  Guest g;
-  UdpListener host;
-  const Bytes payload = pattern(300, 5);
-  g.input_take(udp_frame(kGuestIp, 40000, kGateway, host.port, payload), offset, 0);
-  const auto got = host.receive_all();
-  REQUIRE(got.size() == 1);
-  CHECK(same(got[0], payload));
-}
-
-TEST_CASE("take: ARP and other non-IP frames are answered and their buffers freed", "[libslirp][take]") {
-  Guest g;
-  g.inbox.clear();
-  g.input_take(Guest::arp_frame(1, kGuestMac, kGuestIp, nullptr, kGateway), Guest::kTakeOffset, 0);
-  g.step();
-  bool reply = false;
-  for (const Bytes& f : g.inbox) reply |= f.size() >= 42 && f[12] == 0x08 && f[13] == 0x06 && f[21] == 2;
-  CHECK(reply);
-  Bytes other(60, 0);
-  other[12] = 0x88;  // an EtherType libslirp ignores
-  other[13] = 0xb5;
-  g.input_take(other, Guest::kTakeOffset, 0);  // freed, nothing else (ASan: no leak)
-}
-
-TEST_CASE("take: lengths that do not fit the buffer are refused, the buffer freed", "[libslirp][take]") {
-  Guest g;
-  UdpListener host;
-  const Bytes f = udp_frame(kGuestIp, 40000, kGateway, host.port, pattern(100, 6));
-  auto* buf = static_cast<uint8_t*>(g_malloc(Guest::kTakeOffset + f.size()));
-  std::memcpy(buf + Guest::kTakeOffset, f.data(), f.size());
-  // One byte more than the buffer holds.
-  slirp_input_take(g.slirp(), buf, Guest::kTakeOffset + f.size(), Guest::kTakeOffset, static_cast<int>(f.size() + 1), 0);
-  buf = static_cast<uint8_t*>(g_malloc(16));
-  slirp_input_take(g.slirp(), buf, 16, 32, 14, 0);  // the offset beyond the buffer
-  buf = static_cast<uint8_t*>(g_malloc(16));
-  slirp_input_take(g.slirp(), buf, 16, 0, 10, 0);  // shorter than an Ethernet header
-  g.step();
-  CHECK(host.receive_all().empty());
-}

@@ -1,11 +1,8 @@
 // src/slirp: the slirp thread with a real libslirp instance. Only frames libslirp answers itself
 // (ARP, DHCP) are used, so no host socket is opened and nothing leaves the process.
 #include <arpa/inet.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <catch2/catch.hpp>
 
-#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -51,15 +48,13 @@ std::vector<uint8_t> arp_request(const char* sender_ip, const char* target_ip) {
 }
 
 struct Harness {
-  io::FrameChannel rx;
+  io::FrameChannel rx{64, io::FrameChannel::slot_bytes_for_mtu(1500)};
   io::FrameChannel tx{64, io::FrameChannel::slot_bytes_for_mtu(1500)};
   io::Waker waker;
   io::SlirpStats stats;
   slirp::SlirpThread thread;
-  // rx_slot, rx_headroom: the rx channel's slots, as daemon.cpp sizes them.
-  explicit Harness(config::NetConfig net = default_net(), slirp::Tuning tuning = {},
-                   size_t rx_slot = io::FrameChannel::slot_bytes_for_mtu(1500), size_t rx_headroom = 0)
-      : rx(64, rx_slot, rx_headroom), thread(net, rx, tx, waker, stats, tuning) {}
+  explicit Harness(config::NetConfig net = default_net(), slirp::Tuning tuning = {})
+      : thread(net, rx, tx, waker, stats, tuning) {}
 
   void send(const std::vector<uint8_t>& frame) {  // plays the TAP reader
     io::Frame* f = rx.acquire_for(1s);
@@ -319,64 +314,4 @@ TEST_CASE("the fragments the guard drops are counted for get_stats", "[slirp][fr
   h.thread.stop();  // joined: every counter it wrote is visible
   CHECK(h.stats.input_frames.get() == n);
   CHECK(h.stats.fragments_dropped.get() == expected);
-}
-
-namespace {
-// A UDP datagram from the guest (10.0.2.100:40000) to the gateway's `port` (the host's loopback),
-// `payload` bytes, no UDP checksum.
-std::vector<uint8_t> udp_to_gateway(uint16_t port, size_t payload, uint8_t fill) {
-  std::vector<uint8_t> f(14 + 20 + 8 + payload, fill);
-  const uint8_t gw_mac[6] = {0x52, 0x55, 10, 0, 2, 2};
-  std::memcpy(f.data(), gw_mac, 6);
-  std::memcpy(f.data() + 6, kGuestMac, 6);
-  f[12] = 0x08, f[13] = 0x00;
-  uint8_t* ip = f.data() + 14;
-  const size_t total = 20 + 8 + payload;
-  const uint8_t hdr[20] = {0x45, 0, static_cast<uint8_t>(total >> 8), static_cast<uint8_t>(total), 0, 1, 0x40, 0, 64, 17,
-                           0, 0, 10, 0, 2, 100, 10, 0, 2, 2};
-  std::memcpy(ip, hdr, 20);
-  uint32_t sum = 0;
-  for (int i = 0; i < 20; i += 2) sum += uint32_t{ip[i]} << 8 | ip[i + 1];
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  ip[10] = static_cast<uint8_t>(~sum >> 8), ip[11] = static_cast<uint8_t>(~sum);
-  uint8_t* udp = ip + 20;
-  const size_t ulen = 8 + payload;
-  const uint8_t uh[8] = {40000 >> 8, 40000 & 0xff, static_cast<uint8_t>(port >> 8), static_cast<uint8_t>(port),
-                         static_cast<uint8_t>(ulen >> 8), static_cast<uint8_t>(ulen), 0, 0};
-  std::memcpy(udp, uh, 8);
-  return f;
-}
-}  // namespace
-
-TEST_CASE("large frames go to libslirp in their own buffers, small ones are copied", "[slirp][take]") {
-  // The daemon's rx channel: 64 KiB slots (a TSO segment) with the headroom libslirp asks for.
-  const size_t slot = io::FrameChannel::slot_bytes_for_mtu(65535);
-  Harness h(default_net(), {}, slot, slirp::SlirpThread::rx_headroom(0));
-  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t alen = sizeof a;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &alen) == 0);
-  const timeval tv{2, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  REQUIRE(h.thread.start());
-  // Twice as many large datagrams as the ring has slots, so every slot gives its buffer away and
-  // goes on with a fresh one; then one small datagram.
-  const int large = 128;
-  std::vector<uint8_t> got(65536);
-  for (int i = 0; i <= large; ++i) {
-    const size_t n = i < large ? 9000 : 100;
-    const auto frame = udp_to_gateway(ntohs(a.sin_port), n, static_cast<uint8_t>(i));
-    h.send(frame);
-    const ssize_t r = ::recv(fd, got.data(), got.size(), 0);
-    REQUIRE(r == static_cast<ssize_t>(n));
-    CHECK(std::equal(got.begin(), got.begin() + r, frame.end() - static_cast<std::ptrdiff_t>(n)));
-  }
-  h.thread.stop();
-  ::close(fd);
-  CHECK(h.stats.input_frames.get() == large + 1);
-  CHECK(h.stats.input_taken.get() == (SLIRPNETD_LIBSLIRP_BUNDLED ? large : 0));
 }
