@@ -43,7 +43,6 @@ class FragmentGuard {
   void input(const uint8_t* frame, size_t len, int64_t now_ms, const Feed& feed);
   size_t held() const { return held_.size(); }
   size_t tracked() const { return queues_.size(); }
-  size_t max_tracked() const { return max_tracked_; }
   uint64_t dropped() const { return dropped_; }
 
  private:
